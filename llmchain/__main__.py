@@ -1,0 +1,5 @@
+"""``python -m llmchain`` runs the CLI."""
+
+from llmchain.cli import main
+
+main()

@@ -1,0 +1,81 @@
+"""The ``llmchain`` command line: a click group whose subcommands live in sibling modules.
+
+Subcommands are imported only when invoked, so ``llmchain digest`` never pays for importing web3
+or torch. Every known failure is an :class:`~llmchain.errors.LLMChainError`; the group turns it
+into one line on stderr and the exit code its class names (0 ok, 1 verification failed,
+2 bad input, 3 ledger/chain error). Nothing here computes: commands parse, call the library, render.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Any
+
+import click
+
+from llmchain import __version__
+from llmchain.errors import LLMChainError
+
+# command name -> "module:attribute" of a click.Command; the module is imported on first use.
+COMMANDS: dict[str, str] = {}
+
+
+def register(name: str, target: str) -> None:
+    """Add a lazily imported subcommand (used below; kept public so plugins can extend)."""
+    COMMANDS[name] = target
+
+
+class LazyGroup(click.Group):
+    """A group that imports a subcommand's module only when that subcommand runs or shows help."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(COMMANDS) | set(super().list_commands(ctx)))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in COMMANDS:
+            module_name, attr = COMMANDS[cmd_name].split(":")
+            command: click.Command = getattr(importlib.import_module(module_name), attr)
+            return command
+        return super().get_command(ctx, cmd_name)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except LLMChainError as err:
+            click.echo(f"Error: {err}", err=True)
+            ctx.exit(err.exit_code)
+        except KeyboardInterrupt:
+            click.echo("Interrupted.", err=True)
+            ctx.exit(130)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="llmchain")
+def cli() -> None:
+    """llmchain: a blockchain-anchored model registry and training ledger.
+
+    \b
+    Train with on-chain checkpoint commits, then verify and audit:
+      llmchain train
+      llmchain verify runs/tiny/ckpt-000500/model.safetensors
+      llmchain audit llmchain/tiny-gpt
+
+    The ledger is an embedded chain in ./.llmchain (or --ledger DIR / LLMCHAIN_HOME) unless
+    --rpc-url (or LLMCHAIN_RPC_URL) names an Ethereum JSON-RPC node.
+    """
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="llmchain")
+
+
+# Subcommands, by module. Each module owns its commands' parsing and rendering only.
+for _name, _target in {
+    # "digest": "llmchain.cli.digest:digest",   # filled in as modules land
+}.items():
+    register(_name, _target)
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
