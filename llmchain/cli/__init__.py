@@ -73,7 +73,24 @@ def main() -> None:
 
 # Subcommands, by module. Each module owns its commands' parsing and rendering only.
 for _name, _target in {
-    # "digest": "llmchain.cli.digest:digest",   # filled in as modules land
+    "init": "llmchain.cli.ledger:init_command",
+    "deploy": "llmchain.cli.ledger:deploy_command",
+    "register": "llmchain.cli.ledger:register_command",
+    "grant": "llmchain.cli.ledger:grant_command",
+    "ungrant": "llmchain.cli.ledger:ungrant_command",
+    "transfer": "llmchain.cli.ledger:transfer_command",
+    "accept": "llmchain.cli.ledger:accept_command",
+    "show": "llmchain.cli.ledger:show_command",
+    "runs": "llmchain.cli.ledger:runs_command",
+    "checkpoints": "llmchain.cli.ledger:checkpoints_command",
+    "lookup": "llmchain.cli.ledger:lookup_command",
+    "release": "llmchain.cli.ledger:release_command",
+    "revoke": "llmchain.cli.ledger:revoke_command",
+    "deprecate": "llmchain.cli.ledger:deprecate_command",
+    "digest": "llmchain.cli.digest:digest",
+    "diff": "llmchain.cli.digest:diff_command",
+    "prove": "llmchain.cli.digest:prove_command",
+    "verify-proof": "llmchain.cli.digest:verify_proof_command",
 }.items():
     register(_name, _target)
 

@@ -1,0 +1,47 @@
+"""The compiled contracts shipped with the package (``llmchain/artifacts/*.json``).
+
+Loading an artifact needs no compiler. ``runtime_code_hash`` is what the chain layer compares with
+``keccak256(eth_getCode(address))`` before it trusts a registry address.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+from llmchain.errors import LedgerError
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """One compiled contract: ABI, creation code and the hash of the code it deploys."""
+
+    name: str
+    abi: list[dict[str, Any]]
+    bytecode: str  # 0x hex creation code
+    runtime_code_hash: str  # 0x keccak256 of the deployed runtime code
+    compiler: str  # e.g. "solc 0.8.37+commit.f401782d"
+    settings: dict[str, Any]  # the solc settings used (evmVersion, optimizer, ...)
+    source_sha256: dict[str, str]  # source unit -> 0x sha256 of its text
+
+
+@lru_cache(maxsize=None)
+def load_artifact(name: str = "ModelRegistry") -> Artifact:
+    """Load the committed artifact of contract ``name``."""
+    try:
+        text = resources.files("llmchain").joinpath("artifacts", f"{name}.json").read_text(encoding="utf-8")
+    except FileNotFoundError as err:
+        raise LedgerError(f"no compiled artifact for contract {name!r}; reinstall llmchain") from err
+    data = json.loads(text)
+    return Artifact(
+        name=data["contractName"],
+        abi=data["abi"],
+        bytecode=data["bytecode"],
+        runtime_code_hash=data["runtimeCodeHash"],
+        compiler=data["compiler"],
+        settings=data["settings"],
+        source_sha256=data["sourceSha256"],
+    )

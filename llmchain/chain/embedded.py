@@ -1,0 +1,267 @@
+"""The embedded ledger: eth-tester's py-evm chain over the persistent store, shared between processes.
+
+eth-tester keeps its chain in memory and scans blocks to find a transaction. Here:
+- the chain lives in a ``LedgerStore`` (SQLite) and is rebuilt from the stored canonical head, never
+  replayed from genesis, so opening costs milliseconds;
+- every JSON-RPC request runs in a store session: writes (``eth_sendTransaction``...) hold the write
+  lock from "open at head" through "apply, mine" to "commit", one block per transaction; reads see
+  the last committed block. Before each request the chain object is rebuilt if another process
+  moved the head, so no process keeps a stale view;
+- a transaction whose execution fails is not mined: its session rolls back and the revert data is
+  returned as a JSON-RPC error (code 3 + data), exactly as a real node answers ``eth_estimateGas``,
+  so web3 raises ``ContractCustomError`` & co. with the raw data for our decoder;
+- transactions and receipts are found through py-evm's transaction index, not a backwards scan,
+  which keeps receipts and narrow ``eth_getLogs`` ranges fast at any height.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from eth.chains.base import MiningChain
+from eth.db.atomic import AtomicDB
+from eth.db.schema import SchemaV1
+from eth.exceptions import Revert as EVMRevert
+from eth.exceptions import TransactionNotFound as EVMTransactionNotFound
+from eth.vm.forks import PragueVM
+from eth.vm.spoof import SpoofTransaction
+from eth_tester import EthereumTester
+from eth_tester.backends.pyevm.main import (
+    PyEVMBackend,
+    generate_genesis_state_for_keys,
+    get_default_account_keys,
+    get_default_genesis_params,
+)
+from eth_tester.backends.pyevm.serializers import serialize_transaction, serialize_transaction_receipt
+from eth_tester.exceptions import BlockNotFound, TransactionNotFound
+from eth_typing import ChecksumAddress
+from eth_utils import to_checksum_address, to_hex
+from web3 import EthereumTesterProvider
+from web3.types import RPCEndpoint, RPCResponse
+
+from llmchain.chain.store import LedgerStore
+from llmchain.errors import LedgerError
+
+CHAIN_ID = 131277322940537
+"""eth-tester's chain id, kept so tools that know eth-tester recognise the embedded chain."""
+
+GAS_CAP = 30_000_000
+"""Gas limit given to our own transactions: failures are never mined here, so a generous cap costs
+nothing and saves the binary-search gas estimate (several extra executions per transaction)."""
+
+_HEAD_KEY = SchemaV1.make_canonical_head_hash_lookup_key()
+
+# Requests that only read; everything else runs in a write session.
+_READS = frozenset(
+    {
+        "eth_accounts",
+        "eth_blockNumber",
+        "eth_call",
+        "eth_chainId",
+        "eth_estimateGas",
+        "eth_feeHistory",
+        "eth_gasPrice",
+        "eth_maxPriorityFeePerGas",
+        "eth_syncing",
+        "net_version",
+        "net_listening",
+        "net_peerCount",
+        "web3_clientVersion",
+    }
+)
+# Requests that rewrite history; the persistent ledger is append-only.
+_REFUSED = frozenset({"evm_revert", "evm_snapshot", "evm_reset"})
+
+
+class ExecutionFailed(Exception):
+    """A transaction or call failed inside the EVM; ``data``: the revert data, None if it did not revert."""
+
+    def __init__(self, message: str, data: bytes | None) -> None:
+        super().__init__(message)
+        self.data = data
+
+
+class LedgerChain(MiningChain):
+    """eth-tester's post-merge tester chain (Prague, constant gas limit), as a module-level class."""
+
+    chain_id = CHAIN_ID
+    vm_configuration = ((0, PragueVM),)
+
+    def create_header_from_parent(self, parent_header: Any, **header_params: Any) -> Any:
+        header_params["gas_limit"] = parent_header.gas_limit
+        return super().create_header_from_parent(parent_header, **header_params)
+
+    def get_transaction_builder(self) -> Any:
+        return self.get_vm().get_transaction_builder()
+
+
+class EmbeddedBackend(PyEVMBackend):
+    """eth-tester's py-evm backend over a ``LedgerStore``, re-synced to the stored head per session."""
+
+    def __init__(self, store: LedgerStore, *, accounts: int) -> None:
+        # PyEVMBackend.__init__ would build a fresh in-memory genesis; we open the stored chain.
+        self.account_keys = get_default_account_keys(quantity=accounts)
+        self.store = store
+        self._db = AtomicDB(store)
+        self._head: bytes | None = None
+        self._lock = threading.RLock()  # one request at a time per process; the store is not thread-safe
+        self.chain = None
+
+    @property
+    def dev_accounts(self) -> list[ChecksumAddress]:
+        """The funded dev accounts, in index order."""
+        return [to_checksum_address(key.public_key.to_canonical_address()) for key in self.account_keys]
+
+    # -- sessions ---------------------------------------------------------------------------
+
+    @contextmanager
+    def session(self, *, write: bool) -> Iterator[None]:
+        """Run one request against the current head; a failed write leaves no trace."""
+        with self._lock, self.store.write() if write else self.store.read():
+            self._sync()
+            try:
+                yield
+            except BaseException:
+                if write:
+                    self._head = None  # the in-memory pending block saw the rolled-back write
+                raise
+
+    def has_genesis(self) -> bool:
+        """True once the genesis block has been stored."""
+        return _HEAD_KEY in self.store
+
+    def create_genesis(self) -> None:
+        """Store the genesis block, funding the dev accounts (inside a write session)."""
+        params = get_default_genesis_params(overrides={"timestamp": int(time.time())})
+        state = generate_genesis_state_for_keys(self.account_keys)
+        self.chain = LedgerChain.from_genesis(self._db, params, state)
+        self._head = self.store[_HEAD_KEY]
+
+    def _sync(self) -> None:
+        try:
+            head = self.store[_HEAD_KEY]
+        except KeyError:
+            if self.store.writing:
+                return  # a brand-new ledger: the caller is about to create the genesis block
+            raise LedgerError(
+                f"ledger database {self.store.location} holds no chain; remove it and run "
+                "`llmchain init` again"
+            ) from None
+        if head != self._head:
+            self.chain = LedgerChain(self._db)
+            self._head = head
+
+    # -- transactions: never mine a failure -------------------------------------------------
+
+    def send_transaction(self, transaction: dict[str, Any]) -> bytes:
+        return self._apply(self._get_normalized_and_signed_evm_transaction(transaction))
+
+    def send_signed_transaction(self, signed_transaction: dict[str, Any], block_number: Any = "latest") -> bytes:
+        normalized = self._normalize_transaction(signed_transaction, block_number)
+        return self._apply(self._create_type_aware_signed_transaction(normalized))
+
+    def send_raw_transaction(self, raw_transaction: bytes) -> bytes:
+        vm = self.chain.get_vm(at_header=self.chain.get_canonical_head())
+        return self._apply(vm.get_transaction_builder().decode(raw_transaction))
+
+    def _apply(self, evm_transaction: Any) -> bytes:
+        _, _, computation = self.chain.apply_transaction(evm_transaction)
+        if computation.is_error:
+            raise _failure(computation)
+        return evm_transaction.hash
+
+    def call(self, transaction: dict[str, Any], block_number: Any = "latest") -> bytes:
+        computation = self._execute(transaction, block_number)
+        if computation.is_error:
+            raise _failure(computation)
+        return computation.output
+
+    def estimate_gas(self, transaction: dict[str, Any], block_number: Any = "latest") -> int:
+        computation = self._execute(transaction, block_number)
+        if computation.is_error:
+            raise _failure(computation)
+        return super().estimate_gas(transaction, block_number)
+
+    def _execute(self, transaction: dict[str, Any], block_number: Any) -> Any:
+        """Run a transaction on the state after ``block_number`` and throw the state away."""
+        defaulted = {"gas": self._max_available_gas(), **transaction}
+        unsigned = self._get_normalized_and_unsigned_evm_transaction(defaulted, block_number)
+        header = self._mined_header(block_number)
+        state = self.chain.get_vm(at_header=header).state
+        snapshot = state.snapshot()
+        try:
+            return state.apply_transaction(SpoofTransaction(unsigned, from_=transaction["from"]))
+        finally:
+            state.revert(snapshot)
+
+    def _mined_header(self, block_number: Any) -> Any:
+        head = self.chain.get_canonical_head()
+        if block_number in ("latest", "safe", "finalized", "pending"):
+            return head
+        if block_number == "earliest":
+            return self.chain.get_canonical_block_header_by_number(0)
+        if isinstance(block_number, int) and 0 <= block_number <= head.block_number:
+            return self.chain.get_canonical_block_header_by_number(block_number)
+        raise BlockNotFound(f"No block found for block number: {block_number}")
+
+    # -- lookups through the transaction index ----------------------------------------------
+
+    def get_transaction_by_hash(self, transaction_hash: bytes) -> dict[str, Any]:
+        block, transaction, index = self._locate(transaction_hash)
+        return serialize_transaction(block, transaction, index, False)
+
+    def get_transaction_receipt(self, transaction_hash: bytes) -> dict[str, Any]:
+        block, transaction, index = self._locate(transaction_hash)
+        receipts = block.get_receipts(self.chain.chaindb)
+        return serialize_transaction_receipt(
+            block, receipts, transaction, index, False, self.chain.get_vm()
+        )
+
+    def _locate(self, transaction_hash: bytes) -> tuple[Any, Any, int]:
+        try:
+            number, index = self.chain.chaindb.get_transaction_index(transaction_hash)
+        except EVMTransactionNotFound:
+            raise TransactionNotFound(
+                f"No transaction found for transaction hash: {to_hex(transaction_hash)}"
+            ) from None
+        block = self.chain.get_canonical_block_by_number(number)
+        return block, block.transactions[index], index
+
+
+def _failure(computation: Any) -> ExecutionFailed:
+    error = computation.error
+    if isinstance(error, EVMRevert):
+        return ExecutionFailed("execution reverted", bytes(computation.output))
+    return ExecutionFailed(f"execution failed: {type(error).__name__} {error}".strip(), None)
+
+
+class EmbeddedProvider(EthereumTesterProvider):
+    """web3's eth-tester provider, with each request in a store session and EVM-style errors."""
+
+    def __init__(self, backend: EmbeddedBackend, *, append_only: bool) -> None:
+        super().__init__(EthereumTester(backend=backend, auto_mine_transactions=True))
+        self._backend = backend
+        self._append_only = append_only
+
+    def make_request(self, method: RPCEndpoint, params: Any) -> RPCResponse:
+        if self._append_only and method in _REFUSED:
+            return _error(-32601, f"{method} is refused: the persistent ledger is append-only")
+        read = method in _READS or method.startswith("eth_get")
+        try:
+            with self._backend.session(write=not read):
+                return super().make_request(method, params)
+        except ExecutionFailed as failure:
+            if failure.data is None:
+                return _error(-32000, str(failure))
+            return _error(3, str(failure), to_hex(failure.data))
+
+
+def _error(code: int, message: str, data: str | None = None) -> RPCResponse:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if data is not None:
+        error["data"] = data
+    return {"jsonrpc": "2.0", "id": 0, "error": error}  # type: ignore[typeddict-item]

@@ -1,0 +1,441 @@
+"""The ledger hook: what ties any training loop to the ledger.
+
+``llmchain train`` uses it, and so can your own loop::
+
+    hook = LedgerHook.start(Path("runs/mine"), ledger=Ledger(connect()), model_name="me/my-gpt",
+                            records={"config": {"lr": 3e-4, "layers": 12}})
+    for step in range(1, steps + 1):
+        ...  # your training step
+        if step % 500 == 0:
+            hook.checkpoint(step, weights=model.state_dict(), model_config={"layers": 12}, val_loss=val)
+    hook.close(finished=True)
+
+``start`` registers the model if it is new (with its lineage parent), opens a run on-chain with
+the config, dataset, code and environment digests, and writes ``run.json``. ``checkpoint`` writes
+the checkpoint atomically, journals it in the outbox and hands it to a background committer, so
+the loop never waits for the chain; ``poll`` reports a commit that takes long. ``close`` waits for
+the outstanding commits and finishes the run. After a crash, ``resume`` (or ``sync``) commits
+whatever the outbox still holds.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from llmchain.checkpoint import (
+    CheckpointInfo,
+    DigestRef,
+    atomic_write,
+    canonical_json,
+    check_files,
+    list_checkpoints,
+    load_weights_file,
+    remove_partial,
+    save_checkpoint,
+)
+from llmchain.data import DATASET_DIGEST_ALGORITHM, Segment
+from llmchain.digest import digest_path
+from llmchain.errors import BadInput, LedgerError, LLMChainError, VerificationFailed
+from llmchain.outbox import Outbox, OutboxEntry
+from llmchain.train import (
+    CODE_DIGEST_ALGORITHM,
+    CONFIG_DIGEST_ALGORITHM,
+    ENV_DIGEST_ALGORITHM,
+    Progress,
+    ProgressFn,
+    code_record,
+    env_record,
+    record_digest,
+)
+
+RUN_FILE = "run.json"
+RUN_FORMAT = "llmchain.run.v1"
+CARD_DIGEST_ALGORITHM = "card-sha256-v1"
+SLOW_COMMIT_S = 10.0  # a commit in flight longer than this is reported through the progress callback
+
+
+@dataclass
+class RunRecord:
+    """``run.json``: which on-chain run a directory belongs to, with the records behind its digests."""
+
+    model: str
+    run_id: int | None  # None when trained without a ledger
+    records: dict[str, Any]  # "config", "dataset", "code", "env" JSON records
+    digests: dict[str, DigestRef]  # the same four, as committed
+    parent: dict[str, Any] | None = None  # {"relation", "source", "weights_digest", "model"}
+    status: str = "open"  # "open" | "finished"
+    created: float = field(default_factory=time.time)
+
+    @property
+    def dataset_digest(self) -> str:
+        return self.digests["dataset"].hex
+
+    def write(self, run_dir: Path) -> None:
+        data = asdict(self)
+        data["digests"] = {k: v.to_json() for k, v in self.digests.items()}
+        atomic_write(run_dir / RUN_FILE, json.dumps({"format": RUN_FORMAT, **data}, indent=1, sort_keys=True).encode())
+
+    @classmethod
+    def read(cls, run_dir: Path) -> RunRecord:
+        path = run_dir / RUN_FILE
+        if not path.exists():
+            raise BadInput(f"nothing to resume: {run_dir} holds no run ({RUN_FILE} missing); start without --resume")
+        data = json.loads(path.read_text())
+        if data.pop("format", None) != RUN_FORMAT:
+            raise BadInput(f"{path} is not a {RUN_FORMAT} record")
+        data["digests"] = {k: DigestRef.from_json(v) for k, v in data["digests"].items()}
+        return cls(**data)
+
+    @staticmethod
+    def check_free(run_dir: Path) -> None:
+        """A fresh run needs a directory no other run owns."""
+        if (run_dir / RUN_FILE).exists():
+            other = json.loads((run_dir / RUN_FILE).read_text())
+            raise BadInput(
+                f"{run_dir} belongs to run {other.get('run_id')} of {other.get('model')}; "
+                "pass --resume to continue it or choose another --out"
+            )
+        if list_checkpoints(run_dir):
+            raise BadInput(f"{run_dir} already holds checkpoints of another run; choose another --out")
+
+
+@dataclass(frozen=True)
+class ParentRef:
+    """Verified weights of a fine-tuning parent or a distillation teacher."""
+
+    relation: str  # "fine-tune" | "distill"
+    source: str  # what the user named: a path or name@label
+    path: Path  # the model.safetensors that was verified
+    digest: DigestRef
+    weights: dict[str, torch.Tensor]
+    model_config: dict[str, Any]
+    model_name: str | None  # the ledger model it was committed under
+    model_id: int | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"relation": self.relation, "source": self.source, "weights_digest": self.digest.to_json(),
+                "model": self.model_name}
+
+
+# --- ledger adapter: the only place that knows the ledger client's method names -----------------
+
+
+def _ledger_digest(ref: DigestRef) -> Any:
+    from llmchain.records import Digest  # noqa: PLC0415 - web3 loads only when a ledger is used
+
+    return Digest(ref.algorithm, ref.value)
+
+
+def lookup(ledger: Any, digest: DigestRef) -> Any:
+    """The ledger's checkpoint record for these weights, or None."""
+    return ledger.lookup(_ledger_digest(digest))
+
+
+def require_committed(ledger: Any, path: Path) -> tuple[DigestRef, Any]:
+    """Digest weights and insist the ledger knows them and has not revoked them (VerificationFailed)."""
+    model_digest = digest_path(path)
+    digest = DigestRef(model_digest.algorithm, model_digest.root)
+    record = lookup(ledger, digest)
+    if record is None:
+        raise VerificationFailed(f"{path}: weights {digest.hex[:16]}… are not on the ledger; pass --allow-unverified to use them anyway")
+    if _is_revoked(record):
+        raise VerificationFailed(f"{path}: weights {digest.hex[:16]}… were revoked on the ledger; pass --allow-unverified to use them anyway")
+    return digest, record
+
+
+def _is_revoked(record: Any) -> bool:
+    status = getattr(record, "status", None)
+    return str(getattr(status, "name", status)).lower() == "revoked"
+
+
+def resolve_parent(source: str, relation: str, ledger: Any, runs_root: Path) -> ParentRef:
+    """Find and verify ``--init-from``/``--distill-from`` (a checkpoint path or name@label)."""
+    flag = "--init-from" if relation == "fine-tune" else "--distill-from"
+    if ledger is None:
+        raise BadInput(f"{flag} needs the ledger to verify {source}; run with a ledger")
+    path = _parent_path(source, flag, ledger, runs_root)
+    try:
+        digest, record = require_committed(ledger, path)
+    except VerificationFailed as err:
+        raise BadInput(f"{flag} {source}: {err}".replace("; pass --allow-unverified to use them anyway", "; commit or release them first")) from err
+    weights, config = load_weights_file(path)
+    model = ledger.get_model(record.model_id)
+    return ParentRef(relation, source, path, digest, weights, config, model.name, model.id)
+
+
+def _parent_path(source: str, flag: str, ledger: Any, runs_root: Path) -> Path:
+    path = Path(source)
+    if path.is_dir():
+        path = path / "model.safetensors"
+    if path.is_file():
+        return path
+    if "@" not in source:
+        raise BadInput(f"{flag} {source}: no such checkpoint file; pass a checkpoint directory, model.safetensors or NAME@LABEL")
+    name, label = source.rsplit("@", 1)
+    release = ledger.get_release(name, label)
+    for info in _local_checkpoints(runs_root):
+        if info.weights.value == release.weights_digest.value:
+            return info.weights_path
+    raise BadInput(f"{flag} {source}: released weights {release.weights_digest.value.hex()[:16]}… are not under {runs_root}; pass the checkpoint path")
+
+
+def _local_checkpoints(root: Path) -> list[CheckpointInfo]:
+    return [info for run_dir in sorted(root.glob("**/" + RUN_FILE)) for info in list_checkpoints(run_dir.parent)]
+
+
+def _ensure_model(ledger: Any, name: str, card: dict[str, Any], parent: ParentRef | None) -> Any:
+    """The model named ``name``, registering it (with its lineage parent) when it is new."""
+    from llmchain.records import Lineage, Relation  # noqa: PLC0415
+
+    existing = ledger.find_model(name)
+    lineage = None
+    if parent is not None:
+        relation = Relation.FINE_TUNE if parent.relation == "fine-tune" else Relation.DISTILL
+        lineage = Lineage(parent.model_id, _ledger_digest(parent.digest), relation)
+    if existing is None:
+        return ledger.register_model(name, _ledger_digest(record_digest(CARD_DIGEST_ALGORITHM, card)), parent=lineage)
+    if parent is not None and (existing.parent is None or existing.parent.checkpoint.value != parent.digest.value):
+        raise BadInput(f"model {name} exists without lineage to {parent.source}; pass --model NEW-NAME for the derived model")
+    return existing
+
+
+# --- the hook ---------------------------------------------------------------------------------------
+
+
+class LedgerHook:
+    """One run directory's link to the ledger; create with ``start`` or ``resume``."""
+
+    def __init__(self, run_dir: Path, run: RunRecord, ledger: Any, on_progress: ProgressFn | None) -> None:
+        self.run_dir = run_dir
+        self.run = run
+        self.ledger = ledger
+        self.outbox = Outbox(run_dir)
+        self._emit = on_progress or (lambda _p: None)
+        self._committer = _Committer(self) if ledger is not None and run.run_id is not None else None
+
+    @classmethod
+    def start(
+        cls,
+        run_dir: Path,
+        *,
+        ledger: Any,
+        model_name: str,
+        records: dict[str, Any],
+        parent: ParentRef | None = None,
+        on_progress: ProgressFn | None = None,
+    ) -> LedgerHook:
+        """Open a run on-chain (registering the model if new) and claim ``run_dir`` for it."""
+        RunRecord.check_free(run_dir)
+        records = {"code": code_record(), "env": env_record(torch.device("cpu"), 1), **records}
+        digests = {
+            "config": record_digest(CONFIG_DIGEST_ALGORITHM, records["config"]),
+            "code": record_digest(CODE_DIGEST_ALGORITHM, records["code"]),
+            "env": record_digest(ENV_DIGEST_ALGORITHM, records["env"]),
+        }
+        if "dataset" in records:
+            digests["dataset"] = DigestRef(DATASET_DIGEST_ALGORITHM, bytes.fromhex(records["dataset"]["digest"]))
+        run_id = None
+        if ledger is not None:
+            card = {"name": model_name, "model": records["config"].get("model")}
+            model = _ensure_model(ledger, model_name, card, parent)
+            run_id = _start_run(ledger, model, digests, parent)
+        run = RunRecord(model_name, run_id, records, digests, parent.to_json() if parent else None)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        run.write(run_dir)
+        return cls(run_dir, run, ledger, on_progress)
+
+    @classmethod
+    def resume(cls, run_dir: Path, *, ledger: Any, on_progress: ProgressFn | None = None) -> LedgerHook:
+        """Re-attach to the run in ``run_dir`` and commit what a crash left pending."""
+        hook = cls(run_dir, RunRecord.read(run_dir), ledger, on_progress)
+        remove_partial(run_dir)
+        hook.sync()
+        return hook
+
+    def checkpoint(
+        self,
+        step: int,
+        *,
+        weights: Mapping[str, torch.Tensor],
+        model_config: dict[str, Any],
+        state_tensors: Mapping[str, torch.Tensor] | None = None,
+        state_meta: dict[str, Any] | None = None,
+        segment: Segment | None = None,
+        val_loss: float | None = None,
+        train_loss: float | None = None,
+    ) -> CheckpointInfo:
+        """Save atomically, journal as pending, and queue the commit (returns without waiting)."""
+        if segment is None:
+            segment = Segment(step, step, 0, b"", np.zeros((0, 0, 0), dtype=np.int64))
+        info = save_checkpoint(
+            self.run_dir,
+            step,
+            weights=weights,
+            model_config=model_config,
+            state_tensors=state_tensors or {},
+            state_meta=state_meta or {"step": step},
+            segment=segment,
+            record={"model": self.run.model, "run_id": self.run.run_id, "val_loss": val_loss,
+                    "train_loss": train_loss, "saved_at": time.time()},
+        )
+        entry = self.outbox.add(info)
+        self._emit(Progress("checkpoint", step, val_loss=val_loss, message=str(info.path)))
+        if self._committer is not None:
+            self._committer.submit(entry)
+        return info
+
+    def poll(self) -> None:
+        """Report (once per interval) a commit that has been in flight for too long."""
+        if self._committer is not None:
+            self._committer.report_if_slow()
+
+    def sync(self) -> list[OutboxEntry]:
+        """Commit every pending checkpoint now, oldest first, after re-checking its files."""
+        if self.ledger is None or self.run.run_id is None:
+            return []
+        self.outbox.reconcile(list_checkpoints(self.run_dir))
+        pending = self.outbox.pending()
+        for entry in pending:
+            check_files(entry.info())
+        done = commit_entries(self, pending)
+        for entry in done:
+            self._emit(Progress("recovered", entry.step, message=f"committed pending checkpoint {entry.checkpoint.name}"))
+        return done
+
+    def close(self, *, finished: bool) -> None:
+        """Wait for outstanding commits; when ``finished``, close the run on-chain."""
+        if self._committer is not None:
+            self._committer.drain()
+            if self._committer.error is not None:
+                raise LedgerError(f"{self._committer.error}; checkpoints are safe on disk, run `llmchain sync {self.run_dir}` to commit them")
+        if finished and self.ledger is not None and self.run.run_id is not None and not self.outbox.pending():
+            self.ledger.finish_run(self.run.run_id)
+            self.run.status = "finished"
+            self.run.write(self.run_dir)
+
+    def abandon(self) -> None:
+        """Stop after the commit in flight; the rest stays pending in the outbox for ``sync``."""
+        if self._committer is not None:
+            self._committer.stop()
+
+
+def _start_run(ledger: Any, model: Any, digests: dict[str, DigestRef], parent: ParentRef | None) -> int:
+    from llmchain.records import RunSpec  # noqa: PLC0415
+
+    absent = None
+    spec = RunSpec(
+        config_digest=_ledger_digest(digests["config"]),
+        dataset_digest=_ledger_digest(digests["dataset"]) if "dataset" in digests else absent,
+        code_digest=_ledger_digest(digests["code"]),
+        env_digest=_ledger_digest(digests["env"]),
+        base_checkpoint=_ledger_digest(parent.digest) if parent else absent,
+    )
+    return int(ledger.start_run(model.id, spec).id)
+
+
+def commit_entries(hook: LedgerHook, entries: list[OutboxEntry]) -> list[OutboxEntry]:
+    """Commit journal entries in step order, in one transaction when there are several.
+
+    Entries whose weights the ledger already holds (a crash after the transaction but before the
+    journal write) are marked committed without sending anything.
+    """
+    from llmchain.records import CheckpointSpec  # noqa: PLC0415
+
+    done, todo = [], []
+    for entry in entries:
+        known = lookup(hook.ledger, entry.weights)
+        if known is not None:
+            done.append(hook.outbox.mark_committed(entry, {"already_on_ledger": True}))
+        else:
+            todo.append(entry)
+    specs = []
+    for entry in todo:
+        info = entry.info()
+        specs.append(CheckpointSpec(
+            step=info.step,
+            weights_digest=_ledger_digest(info.weights),
+            state_digest=_ledger_digest(info.state),
+            data_digest=_ledger_digest(info.data),
+            val_loss=info.val_loss,
+        ))
+    if len(specs) == 1:
+        hook.ledger.commit_checkpoint(hook.run.run_id, specs[0])
+    elif specs:
+        hook.ledger.commit_checkpoints(hook.run.run_id, specs)
+    done += [hook.outbox.mark_committed(entry, {"committed_at": time.time()}) for entry in todo]
+    return sorted(done, key=lambda e: e.step)
+
+
+class _Committer:
+    """A background thread that commits queued checkpoints, several per transaction when behind."""
+
+    def __init__(self, hook: LedgerHook) -> None:
+        self._hook = hook
+        self._queue: queue.Queue[OutboxEntry | None] = queue.Queue()
+        self._busy: tuple[float, int] | None = None  # (since, step) of the commit in flight
+        self._reported = 0.0
+        self._stop = threading.Event()
+        self.error: LLMChainError | None = None
+        self._thread = threading.Thread(target=self._run, name="llmchain-committer", daemon=True)
+        self._thread.start()
+
+    def submit(self, entry: OutboxEntry) -> None:
+        self._queue.put(entry)
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None or self._stop.is_set():
+                return
+            batch = [item]
+            while not self._queue.empty():
+                more = self._queue.get_nowait()
+                if more is None:
+                    self._queue.put(None)
+                    break
+                batch.append(more)
+            if self.error is not None:
+                continue  # stays pending in the outbox; close() reports the error
+            self._busy = (time.monotonic(), batch[-1].step)
+            try:
+                for entry in commit_entries(self._hook, batch):
+                    self._hook._emit(Progress("commit", entry.step, message=f"committed {entry.checkpoint.name}"))
+            except LLMChainError as err:
+                self.error = err
+                self._hook._emit(Progress("ledger_error", batch[-1].step, message=str(err)))
+            finally:
+                self._busy = None
+
+    def report_if_slow(self) -> None:
+        busy = self._busy
+        if busy is None:
+            return
+        waited = time.monotonic() - busy[0]
+        if waited >= SLOW_COMMIT_S and waited - self._reported >= SLOW_COMMIT_S:
+            self._reported = waited
+            self._hook._emit(Progress("ledger_slow", busy[1], message=f"commit of step {busy[1]} in flight for {waited:.0f}s; training continues, the outbox keeps it"))
+
+    def drain(self) -> None:
+        """Let every queued commit finish, reporting while the chain keeps us waiting."""
+        self._queue.put(None)
+        started = time.monotonic()
+        while self._thread.is_alive():
+            self._thread.join(timeout=1.0)
+            if self._thread.is_alive() and time.monotonic() - started >= 1.0:
+                pending = len(self._hook.outbox.pending())
+                self._hook._emit(Progress("ledger_wait", 0, message=f"waiting for {pending} checkpoint commit(s)"))
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._queue.put(None)
+        self._thread.join(timeout=SLOW_COMMIT_S)

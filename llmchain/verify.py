@@ -1,0 +1,345 @@
+"""Verify local weights against the ledger: digest them, look the digest up, explain any mismatch.
+
+Three questions, three functions:
+
+- :func:`verify_weights` — are these weights on the ledger, and not revoked? With ``expect``
+  (``name@version`` or ``RUN:STEP``), are they exactly that entry? On a mismatch the result names
+  the tensors that changed, are missing or are extra, from a manifest whose Merkle root equals the
+  committed digest (so a manifest is only believed when the ledger vouches for it).
+- :func:`verify_tensor` — is this one tensor part of committed weights? Hashes that tensor only and
+  checks its Merkle inclusion proof against the on-chain root, in Python and with the contract's
+  ``verifyTensorProof`` view.
+- :func:`parse_expect` — the ``--expect`` syntax.
+
+Nothing here prints; results are frozen dataclasses the CLI renders.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from llmchain.checkpoint import INFO_FILE, MANIFEST_FILE, WEIGHTS_FILE
+from llmchain.digest import (
+    DigestDiff,
+    Manifest,
+    ModelDigest,
+    Progress,
+    TensorLeaf,
+    TensorProof,
+    default_manifest_path,
+    diff,
+    digest_path,
+    digest_tensor,
+    prove,
+    verify_proof,
+)
+from llmchain.errors import BadInput, VerificationFailed
+from llmchain.ledger import Ledger
+from llmchain.records import Checkpoint, Digest, Model, Release, Run, Status
+
+_RUN_STEP = re.compile(r"(\d+):(\d+)")
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """What ``--expect`` named: a release (``name@version``) or a run's step (``RUN:STEP``)."""
+
+    text: str
+    model: str | None = None
+    label: str | None = None
+    run_id: int | None = None
+    step: int | None = None
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """The outcome of :func:`verify_weights`; ``ok`` iff ``problems`` is empty."""
+
+    path: Path  # the weights file or directory that was digested
+    digest: Digest  # of the local weights
+    tensors: int  # how many tensors the local weights hold
+    checkpoint: Checkpoint | None  # the ledger's record of these weights, if any
+    model: Model | None  # the model that checkpoint belongs to
+    run: Run | None
+    releases: tuple[Release, ...]  # releases of that model naming these weights
+    expected: Checkpoint | None  # the entry --expect named (None without --expect)
+    diff: DigestDiff | None  # expected/committed manifest vs local weights, when they differ
+    diff_source: str | None  # which manifest or file the diff was computed from
+    problems: tuple[str, ...]  # why verification failed (empty: it passed)
+    warnings: tuple[str, ...]  # worth knowing, not a failure (e.g. deprecated)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+@dataclass(frozen=True)
+class TensorResult:
+    """The outcome of :func:`verify_tensor`; ``ok`` iff ``problems`` is empty."""
+
+    path: Path
+    tensor: str
+    leaf: TensorLeaf | None  # the local tensor's leaf (None if the file lacks it)
+    root: Digest  # the committed weights digest the proof was checked against
+    checkpoint: Checkpoint | None
+    proof: TensorProof | None
+    proof_ok: bool  # checked in Python (RFC 9162 §2.1.3.2)
+    onchain_ok: bool  # the contract's verifyTensorProof agreed
+    manifest: Path | None  # the manifest that supplied the sibling hashes
+    problems: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def parse_expect(text: str) -> Expectation:
+    """Parse ``name@version`` or ``RUN:STEP``; BadInput with the accepted forms otherwise."""
+    if match := _RUN_STEP.fullmatch(text.strip()):
+        return Expectation(text, run_id=int(match[1]), step=int(match[2]))
+    name, at, label = text.strip().rpartition("@")
+    if not at or not name or not label:
+        raise BadInput(f"--expect {text!r}: use NAME@VERSION (a release, e.g. acme/tiny-gpt@1.0.0) or RUN:STEP (e.g. 3:500)")
+    return Expectation(text, model=name, label=label)
+
+
+def weights_file(path: Path) -> Path:
+    """The weights inside a checkpoint directory (its ``model.safetensors``), else ``path`` itself.
+
+    A training checkpoint directory also holds the optimizer state as safetensors; digesting the
+    directory as a whole would mix the two, so a directory with ``checkpoint.json`` means its weights.
+    """
+    if path.is_dir() and (path / INFO_FILE).is_file():
+        return path / WEIGHTS_FILE
+    return path
+
+
+def resolve_expected(ledger: Ledger, expect: Expectation) -> Checkpoint:
+    """The checkpoint an expectation names; BadInput if the ledger has no such entry."""
+    if expect.label is not None:
+        return ledger.get_release(expect.model or "", expect.label).checkpoint
+    assert expect.run_id is not None
+    for checkpoint in ledger.list_checkpoints(expect.run_id):
+        if checkpoint.step == expect.step:
+            return checkpoint
+    raise BadInput(f"--expect {expect.text}: run {expect.run_id} has no checkpoint at step {expect.step}")
+
+
+def verify_weights(
+    ledger: Ledger,
+    path: Path,
+    *,
+    expect: str | None = None,
+    model: str | None = None,
+    reference: Path | None = None,
+    progress: Progress | None = None,
+) -> VerifyResult:
+    """Digest ``path`` and check it against the ledger (see the module docstring).
+
+    ``model``: also require the weights to belong to that model. ``reference``: a manifest or
+    checkpoint to diff against on a mismatch (used only if its root equals the committed digest;
+    the manifests beside ``path`` are tried too).
+    """
+    path = weights_file(Path(path))
+    local = digest_path(path, progress=progress)
+    local_digest = Digest(local.algorithm, local.root)
+    expectation = parse_expect(expect) if expect is not None else None
+    expected = resolve_expected(ledger, expectation) if expectation is not None else None
+    problems: list[str] = []
+    warnings: list[str] = []
+    checkpoint = _lookup(ledger, local_digest, problems)
+    owner = ledger.get_model(checkpoint.model_id) if checkpoint else None
+    run = ledger.get_run(checkpoint.run_id) if checkpoint else None
+    releases = _releases_naming(ledger, checkpoint) if checkpoint else ()
+    if checkpoint is not None:
+        _status_problems(checkpoint, releases, problems, warnings)
+    if model is not None and (owner is None or owner.id != ledger.model_id(model)):
+        problems.append(f"the weights are not a checkpoint of model {model}" + (f" (they belong to {owner.name})" if owner else ""))
+    if expectation is not None and expected is not None:
+        _expectation_problems(ledger, expectation, expected, local_digest, checkpoint, problems)
+    target = expected if expected is not None else checkpoint
+    mismatch = (expected is not None and expected.weights_digest.value != local.root) or checkpoint is None
+    found = _explain(local, path, reference, target, ledger) if mismatch else None
+    if checkpoint is None and found is not None and target is None:
+        problems.append(f"a manifest beside the file says these weights should be {found[2]}")
+    return VerifyResult(
+        path=path,
+        digest=local_digest,
+        tensors=len(local.tensors),
+        checkpoint=checkpoint,
+        model=owner,
+        run=run,
+        releases=releases,
+        expected=expected,
+        diff=found[0] if found else None,
+        diff_source=found[1] if found else None,
+        problems=tuple(problems),
+        warnings=tuple(warnings),
+    )
+
+
+def verify_tensor(
+    ledger: Ledger,
+    path: Path,
+    tensor: str,
+    *,
+    expect: str | None = None,
+    manifest: Path | None = None,
+) -> TensorResult:
+    """Check one tensor of ``path`` against committed weights by Merkle proof, hashing only it.
+
+    The sibling hashes come from a manifest (``manifest``, or the one beside ``path``) whose root
+    must be the committed digest: of ``expect`` if given, else the manifest's own root, which must
+    then be on the ledger.
+    """
+    path = weights_file(Path(path))
+    document, source = _manifest_for(path, manifest)
+    problems: list[str] = []
+    if expect is not None:
+        checkpoint: Checkpoint | None = resolve_expected(ledger, parse_expect(expect))
+        assert checkpoint is not None
+        root = checkpoint.weights_digest
+    else:
+        root = Digest(document.digest.algorithm, document.digest.root)
+        checkpoint = _lookup(ledger, root, problems)
+        if checkpoint is None:
+            problems.append(f"the manifest {source} describes weights {root.value.hex()[:16]}… that are not on the ledger")
+    if checkpoint is not None:
+        _status_problems(checkpoint, (), problems, [])
+    if document.digest.root != root.value:
+        raise BadInput(f"{source} is not the manifest of {root}; pass --manifest with the committed checkpoint's manifest")
+    names = {leaf.name for leaf in document.digest.tensors}
+    if tensor not in names:
+        problems.append(f"tensor {tensor!r} is not part of the committed weights (extra)")
+        return TensorResult(path, tensor, None, root, checkpoint, None, False, False, source, tuple(problems))
+    try:
+        leaf: TensorLeaf | None = digest_tensor(path, tensor)
+    except BadInput:
+        leaf = None
+    if leaf is None:
+        problems.append(f"tensor {tensor!r} is committed but missing from {path}")
+        return TensorResult(path, tensor, None, root, checkpoint, None, False, False, source, tuple(problems))
+    proof = prove(document.digest, tensor)
+    proof_ok = verify_proof(root.value, leaf.leaf_hash, proof)
+    fn = ledger.conn.registry.functions.verifyTensorProof(root.value, leaf.leaf_hash, proof.index, proof.size, list(proof.siblings))
+    onchain_ok = bool(ledger.conn.call(fn))
+    if not proof_ok or not onchain_ok:
+        committed = document.digest.tensors[proof.index]
+        fields = [f for f in ("dtype", "shape", "nbytes", "data_hash") if getattr(committed, f) != getattr(leaf, f)]
+        problems.append(f"tensor {tensor!r} differs from the committed one ({', '.join(fields) or 'leaf'} changed)")
+    return TensorResult(path, tensor, leaf, root, checkpoint, proof, proof_ok, onchain_ok, source, tuple(problems))
+
+
+def _lookup(ledger: Ledger, digest: Digest, problems: list[str]) -> Checkpoint | None:
+    """The ledger's checkpoint for ``digest``; a miss or an algorithm clash becomes a problem."""
+    try:
+        checkpoint = ledger.lookup(digest)
+    except VerificationFailed as err:
+        problems.append(str(err))
+        return None
+    if checkpoint is None:
+        problems.append(f"weights {digest.value.hex()[:16]}… ({digest.algorithm}) are not on the ledger")
+    return checkpoint
+
+
+def _releases_naming(ledger: Ledger, checkpoint: Checkpoint) -> tuple[Release, ...]:
+    """Every release of the checkpoint's model whose label points at these weights."""
+    found: list[Release] = []
+    offset, page = 0, 100
+    while True:
+        batch = ledger.list_releases(checkpoint.model_id, offset, page)
+        found += [r for r in batch if r.checkpoint.weights_digest.value == checkpoint.weights_digest.value]
+        if len(batch) < page:
+            return tuple(found)
+        offset += page
+
+
+def _status_problems(checkpoint: Checkpoint, releases: tuple[Release, ...], problems: list[str], warnings: list[str]) -> None:
+    """Revocation fails verification; deprecation is a warning."""
+    where = f"checkpoint {checkpoint.index} (step {checkpoint.step}) of run {checkpoint.run_id}"
+    if checkpoint.status is Status.REVOKED:
+        problems.append(f"{where} was revoked on the ledger")
+    elif checkpoint.status is Status.DEPRECATED:
+        warnings.append(f"{where} is deprecated")
+    for release in releases:
+        if release.status is Status.REVOKED:
+            problems.append(f"release {release.label} naming these weights was revoked")
+        elif release.status is Status.DEPRECATED:
+            warnings.append(f"release {release.label} is deprecated")
+
+
+def _expectation_problems(
+    ledger: Ledger, expect: Expectation, expected: Checkpoint, local: Digest, actual: Checkpoint | None,
+    problems: list[str],
+) -> None:
+    """Compare the local digest with the expected entry, and check the release's own status."""
+    if expect.label is not None:
+        release = ledger.get_release(expect.model or "", expect.label)
+        if release.status is Status.REVOKED:
+            problems.append(f"release {expect.text} was revoked")
+    if expected.weights_digest.value != local.value:
+        where = ""
+        if actual is not None:
+            where = f"; they are run {actual.run_id} step {actual.step} of {ledger.get_model(actual.model_id).name}"
+        problems.append(
+            f"the weights are not {expect.text} (expected {expected.weights_digest.value.hex()[:16]}…, "
+            f"got {local.value.hex()[:16]}…{where})"
+        )
+
+
+def _explain(
+    local: ModelDigest, path: Path, reference: Path | None, target: Checkpoint | None, ledger: Ledger
+) -> tuple[DigestDiff, str, str] | None:
+    """Diff the local weights against a manifest the ledger vouches for.
+
+    With a ``target`` checkpoint the manifest's root must equal its digest. Without one (the weights
+    are unknown) a manifest beside the file whose root *is* on the ledger explains what they were
+    meant to be. Returns (diff, source, which checkpoint) or None when no trusted manifest exists.
+    """
+    for source, document in _candidates(path, reference):
+        if target is not None and document.digest.root != target.weights_digest.value:
+            continue
+        committed = target or ledger.lookup(Digest(document.digest.algorithm, document.digest.root))
+        if committed is None:
+            continue
+        where = f"run {committed.run_id} step {committed.step}"
+        return diff(document, local), str(source), where
+    return None
+
+
+def _candidates(path: Path, reference: Path | None) -> list[tuple[Path, Manifest]]:
+    """Manifests to compare with: the reference (a manifest or weights), then those beside ``path``."""
+    found: list[tuple[Path, Manifest]] = []
+    if reference is not None:
+        reference = Path(reference)
+        if reference.suffix == ".json" and reference.is_file():
+            found.append((reference, Manifest.read(reference)))
+        else:
+            found.append((reference, Manifest.from_digest(digest_path(weights_file(reference)))))
+    for beside in _beside(path):
+        if beside.is_file():
+            try:
+                found.append((beside, Manifest.read(beside)))
+            except BadInput:
+                continue  # a damaged manifest cannot explain anything; the ledger check stands
+    return found
+
+
+def _manifest_for(path: Path, manifest: Path | None) -> tuple[Manifest, Path]:
+    """The manifest to take sibling hashes from: the one given, else the one beside ``path``."""
+    options = [Path(manifest)] if manifest is not None else _beside(path)
+    for option in options:
+        if option.is_file():
+            return Manifest.read(option), option
+    raise BadInput(
+        f"no manifest for {path} (looked for {', '.join(str(o) for o in options)}); "
+        "--tensor needs the committed manifest: pass --manifest FILE"
+    )
+
+
+def _beside(path: Path) -> list[Path]:
+    """Where a manifest of ``path`` may be: a checkpoint's manifest.json, or the digest tool's default."""
+    folder = path if path.is_dir() else path.parent
+    return [folder / MANIFEST_FILE, default_manifest_path(path)]
