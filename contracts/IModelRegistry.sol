@@ -85,7 +85,8 @@ interface IModelRegistry {
     }
 
     /// @dev A run as returned by {getRun} and {runsOf}. `firstBlock`/`lastBlock` bound the blocks
-    /// holding its `CheckpointCommitted` events; `head` is the hash-chain head over all of them.
+    /// holding its `CheckpointCommitted` events; `head` is the hash-chain head over all of them;
+    /// `statusChanges` counts deprecations and revocations of its checkpoints (0: all are active).
     struct RunView {
         uint256 id;
         uint256 modelId;
@@ -99,6 +100,7 @@ interface IModelRegistry {
         uint64 lastBlock;
         bytes32 head;
         RunSpec spec;
+        uint64 statusChanges;
     }
 
     /// @dev Where a weights digest was committed, as returned by {checkpointOf}. `runId == 0`: unknown.
@@ -352,8 +354,8 @@ interface IModelRegistry {
     /// @notice Where `weightsDigest` was committed, in one call; `runId == 0` when it never was.
     function checkpointOf(bytes32 weightsDigest) external view returns (CheckpointLocation memory);
 
-    /// @notice {checkpointOf} for many digests in one call (e.g. the statuses of a page of a run).
-    function checkpointsOf(bytes32[] calldata weightsDigests) external view returns (CheckpointLocation[] memory);
+    /// @notice The current status of each checkpoint in one call (a page of a run); unknown digests read Active.
+    function statusesOf(bytes32[] calldata weightsDigests) external view returns (Status[] memory);
 
     /// @notice Release `label` of `modelId`. Requirements: it exists.
     function getRelease(uint256 modelId, bytes32 label) external view returns (ReleaseView memory);

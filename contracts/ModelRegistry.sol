@@ -88,6 +88,7 @@ contract ModelRegistry is IModelRegistry {
     mapping(uint256 runId => RunInfo) private _runInfo;
     mapping(uint256 runId => RunSpec) private _runSpecs;
     mapping(bytes32 weightsDigest => Location) private _where;
+    mapping(uint256 runId => uint64 count) private _statusChanges;
     mapping(uint256 modelId => mapping(bytes32 label => Release)) private _releases;
     mapping(uint256 modelId => bytes32[] labels) private _releaseLabels;
 
@@ -133,9 +134,7 @@ contract ModelRegistry is IModelRegistry {
     /// @inheritdoc IModelRegistry
     function acceptOwnership(uint256 modelId) external {
         Model storage model = _existingModel(modelId);
-        if (model.pendingOwner != msg.sender || msg.sender == address(0)) {
-            revert RegistryNotPendingOwner(msg.sender, modelId);
-        }
+        if (model.pendingOwner != msg.sender) revert RegistryNotPendingOwner(msg.sender, modelId);
         address previousOwner = model.owner;
         model.owner = msg.sender;
         model.pendingOwner = address(0);
@@ -232,6 +231,7 @@ contract ModelRegistry is IModelRegistry {
         Location storage loc = _ownedCheckpoint(weightsDigest);
         _transition(loc.status, Status.Deprecated, reason);
         loc.status = Status.Deprecated;
+        ++_statusChanges[loc.runId];
         emit CheckpointDeprecated(loc.runId, weightsDigest, reason);
     }
 
@@ -240,6 +240,7 @@ contract ModelRegistry is IModelRegistry {
         Location storage loc = _ownedCheckpoint(weightsDigest);
         _transition(loc.status, Status.Revoked, reason);
         loc.status = Status.Revoked;
+        ++_statusChanges[loc.runId];
         emit CheckpointRevoked(loc.runId, weightsDigest, reason);
     }
 
@@ -328,7 +329,8 @@ contract ModelRegistry is IModelRegistry {
             firstBlock: run.firstBlock,
             lastBlock: run.lastBlock,
             head: _heads[runId],
-            spec: _runSpecs[runId]
+            spec: _runSpecs[runId],
+            statusChanges: _statusChanges[runId]
         });
     }
 
@@ -343,19 +345,15 @@ contract ModelRegistry is IModelRegistry {
     }
 
     /// @inheritdoc IModelRegistry
-    function checkpointsOf(bytes32[] calldata weightsDigests)
-        external
-        view
-        returns (CheckpointLocation[] memory locations)
-    {
-        locations = new CheckpointLocation[](weightsDigests.length);
+    function statusesOf(bytes32[] calldata weightsDigests) external view returns (Status[] memory statuses) {
+        statuses = new Status[](weightsDigests.length);
         for (uint256 i = 0; i < weightsDigests.length; ++i) {
-            locations[i] = checkpointOf(weightsDigests[i]);
+            statuses[i] = _where[weightsDigests[i]].status;
         }
     }
 
     /// @inheritdoc IModelRegistry
-    function checkpointOf(bytes32 weightsDigest) public view returns (CheckpointLocation memory) {
+    function checkpointOf(bytes32 weightsDigest) external view returns (CheckpointLocation memory) {
         Location memory loc = _where[weightsDigest];
         return CheckpointLocation({
             modelId: _runState[loc.runId].modelId,

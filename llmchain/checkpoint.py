@@ -74,7 +74,7 @@ class CheckpointInfo:
     step: int
     weights: DigestRef
     state: DigestRef
-    data: DigestRef
+    data: DigestRef | None  # None when the loop recorded no data order
     val_loss: float | None
     record: dict[str, Any]  # the whole checkpoint.json
 
@@ -100,7 +100,7 @@ def save_checkpoint(
     model_config: dict[str, Any],
     state_tensors: Mapping[str, torch.Tensor],
     state_meta: dict[str, Any],
-    segment: Segment,
+    segment: Segment | None,
     record: dict[str, Any],
 ) -> CheckpointInfo:
     """Write a checkpoint atomically and return its digests; ``record`` is merged into checkpoint.json."""
@@ -117,15 +117,16 @@ def save_checkpoint(
         "step": step,
         "weights_digest": _ref(weights_digest).to_json(),
         "state_digest": _ref(digest_state_dict(state)).to_json(),
-        "data_digest": DigestRef(SEGMENT_DIGEST_ALGORITHM, segment.digest()).to_json(),
+        "data_digest": None if segment is None else DigestRef(SEGMENT_DIGEST_ALGORITHM, segment.digest()).to_json(),
         "model_config": model_config,
     }
     files = {
         WEIGHTS_FILE: st_save(weights, metadata={MODEL_CONFIG_KEY: json.dumps(model_config, sort_keys=True)}),
         STATE_FILE: st_save(state),
-        SEGMENT_FILE: canonical_json(segment.to_json()),
         INFO_FILE: json.dumps(info, indent=1, sort_keys=True).encode(),
     }
+    if segment is not None:
+        files[SEGMENT_FILE] = canonical_json(segment.to_json())
     tmp = run_dir / f"{_TMP_PREFIX}{checkpoint_name(step)}-{os.getpid()}"
     tmp.mkdir(parents=True)
     for name, data in files.items():
@@ -152,7 +153,7 @@ def read_checkpoint(path: Path) -> CheckpointInfo:
         step=int(record["step"]),
         weights=DigestRef.from_json(record["weights_digest"]),
         state=DigestRef.from_json(record["state_digest"]),
-        data=DigestRef.from_json(record["data_digest"]),
+        data=DigestRef.from_json(record["data_digest"]) if record.get("data_digest") else None,
         val_loss=record.get("val_loss"),
         record=record,
     )
@@ -207,10 +208,10 @@ def check_files(info: CheckpointInfo) -> None:
     """
     weights = _ref(digest_path(info.weights_path))
     state = _ref(digest_state_dict(st_load((info.path / STATE_FILE).read_bytes())))
-    data = DigestRef(SEGMENT_DIGEST_ALGORITHM, load_segment(info.path).digest())
+    data = DigestRef(SEGMENT_DIGEST_ALGORITHM, load_segment(info.path).digest()) if info.data else None
     for name, got, want in (("weights", weights, info.weights), ("state", state, info.state), ("data", data, info.data)):
         if got != want:
-            raise VerificationFailed(f"{info.path}: {name} digest {got.hex} differs from checkpoint.json {want.hex}; the files changed after saving")
+            raise VerificationFailed(f"{info.path}: the {name} digest differs from {INFO_FILE}; the files changed after saving")
 
 
 def atomic_write(path: Path, data: bytes) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,8 @@ def find_solc() -> Path:
             f"no solc {SOLC_VERSION} found: install Node.js and run `npm ci --prefix tools` "
             f"(or put a native solc {SOLC_VERSION} on PATH)"
         )
+    if not os.access(SHIM, os.X_OK):
+        raise LedgerError(f"{SHIM} is not executable: run `chmod +x {SHIM}`")
     return SHIM
 
 

@@ -3,7 +3,8 @@
 ``llmchain train`` uses it, and so can your own loop::
 
     hook = LedgerHook.start(Path("runs/mine"), ledger=Ledger(connect()), model_name="me/my-gpt",
-                            records={"config": {"lr": 3e-4, "layers": 12}})
+                            records={"config": {"lr": 3e-4, "layers": 12},
+                                     "dataset": {"digest": my_dataset_sha256_hex}})
     for step in range(1, steps + 1):
         ...  # your training step
         if step % 500 == 0:
@@ -29,7 +30,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from llmchain.checkpoint import (
@@ -136,6 +136,10 @@ def _ledger_digest(ref: DigestRef) -> Any:
     return Digest(ref.algorithm, ref.value)
 
 
+def _optional_digest(ref: DigestRef | None) -> Any:
+    return None if ref is None else _ledger_digest(ref)
+
+
 def lookup(ledger: Any, digest: DigestRef) -> Any:
     """The ledger's checkpoint record for these weights, or None."""
     return ledger.lookup(_ledger_digest(digest))
@@ -154,8 +158,9 @@ def require_committed(ledger: Any, path: Path) -> tuple[DigestRef, Any]:
 
 
 def _is_revoked(record: Any) -> bool:
-    status = getattr(record, "status", None)
-    return str(getattr(status, "name", status)).lower() == "revoked"
+    from llmchain.records import Status  # noqa: PLC0415
+
+    return bool(record.status == Status.REVOKED)
 
 
 def resolve_parent(source: str, relation: str, ledger: Any, runs_root: Path) -> ParentRef:
@@ -182,11 +187,11 @@ def _parent_path(source: str, flag: str, ledger: Any, runs_root: Path) -> Path:
     if "@" not in source:
         raise BadInput(f"{flag} {source}: no such checkpoint file; pass a checkpoint directory, model.safetensors or NAME@LABEL")
     name, label = source.rsplit("@", 1)
-    release = ledger.get_release(name, label)
+    wanted = ledger.get_release(name, label).checkpoint.weights_digest.value
     for info in _local_checkpoints(runs_root):
-        if info.weights.value == release.weights_digest.value:
+        if info.weights.value == wanted:
             return info.weights_path
-    raise BadInput(f"{flag} {source}: released weights {release.weights_digest.value.hex()[:16]}… are not under {runs_root}; pass the checkpoint path")
+    raise BadInput(f"{flag} {source}: released weights {wanted.hex()[:16]}… are not under {runs_root}; pass the checkpoint path")
 
 
 def _local_checkpoints(root: Path) -> list[CheckpointInfo]:
@@ -197,11 +202,13 @@ def _ensure_model(ledger: Any, name: str, card: dict[str, Any], parent: ParentRe
     """The model named ``name``, registering it (with its lineage parent) when it is new."""
     from llmchain.records import Lineage, Relation  # noqa: PLC0415
 
-    existing = ledger.find_model(name)
+    try:
+        existing = ledger.get_model(name)
+    except BadInput:  # not registered yet
+        existing = None
     lineage = None
     if parent is not None:
-        relation = Relation.FINE_TUNE if parent.relation == "fine-tune" else Relation.DISTILL
-        lineage = Lineage(parent.model_id, _ledger_digest(parent.digest), relation)
+        lineage = Lineage(Relation.parse(parent.relation), parent.model_id, _ledger_digest(parent.digest))
     if existing is None:
         return ledger.register_model(name, _ledger_digest(record_digest(CARD_DIGEST_ALGORITHM, card)), parent=lineage)
     if parent is not None and (existing.parent is None or existing.parent.checkpoint.value != parent.digest.value):
@@ -221,7 +228,7 @@ class LedgerHook:
         self.ledger = ledger
         self.outbox = Outbox(run_dir)
         self._emit = on_progress or (lambda _p: None)
-        self._committer = _Committer(self) if ledger is not None and run.run_id is not None else None
+        self._committer: _Committer | None = None  # started by the first checkpoint
 
     @classmethod
     def start(
@@ -237,13 +244,14 @@ class LedgerHook:
         """Open a run on-chain (registering the model if new) and claim ``run_dir`` for it."""
         RunRecord.check_free(run_dir)
         records = {"code": code_record(), "env": env_record(torch.device("cpu"), 1), **records}
+        if "config" not in records or "digest" not in records.get("dataset", {}):
+            raise BadInput("records need 'config' and 'dataset' (with the dataset 'digest', see llmchain.data.dataset_digest)")
         digests = {
             "config": record_digest(CONFIG_DIGEST_ALGORITHM, records["config"]),
+            "dataset": DigestRef(DATASET_DIGEST_ALGORITHM, bytes.fromhex(records["dataset"]["digest"])),
             "code": record_digest(CODE_DIGEST_ALGORITHM, records["code"]),
             "env": record_digest(ENV_DIGEST_ALGORITHM, records["env"]),
         }
-        if "dataset" in records:
-            digests["dataset"] = DigestRef(DATASET_DIGEST_ALGORITHM, bytes.fromhex(records["dataset"]["digest"]))
         run_id = None
         if ledger is not None:
             card = {"name": model_name, "model": records["config"].get("model")}
@@ -275,8 +283,6 @@ class LedgerHook:
         train_loss: float | None = None,
     ) -> CheckpointInfo:
         """Save atomically, journal as pending, and queue the commit (returns without waiting)."""
-        if segment is None:
-            segment = Segment(step, step, 0, b"", np.zeros((0, 0, 0), dtype=np.int64))
         info = save_checkpoint(
             self.run_dir,
             step,
@@ -288,10 +294,10 @@ class LedgerHook:
             record={"model": self.run.model, "run_id": self.run.run_id, "val_loss": val_loss,
                     "train_loss": train_loss, "saved_at": time.time()},
         )
-        entry = self.outbox.add(info)
         self._emit(Progress("checkpoint", step, val_loss=val_loss, message=str(info.path)))
-        if self._committer is not None:
-            self._committer.submit(entry)
+        if self.ledger is not None and self.run.run_id is not None:  # without a ledger nothing to journal
+            self._committer = self._committer or _Committer(self)
+            self._committer.submit(self.outbox.add(info))
         return info
 
     def poll(self) -> None:
@@ -318,7 +324,9 @@ class LedgerHook:
             self._committer.drain()
             if self._committer.error is not None:
                 raise LedgerError(f"{self._committer.error}; checkpoints are safe on disk, run `llmchain sync {self.run_dir}` to commit them")
-        if finished and self.ledger is not None and self.run.run_id is not None and not self.outbox.pending():
+        if self.run.status == "finished" or self.ledger is None or self.run.run_id is None:
+            return
+        if finished and not self.outbox.pending():
             self.ledger.finish_run(self.run.run_id)
             self.run.status = "finished"
             self.run.write(self.run_dir)
@@ -332,13 +340,12 @@ class LedgerHook:
 def _start_run(ledger: Any, model: Any, digests: dict[str, DigestRef], parent: ParentRef | None) -> int:
     from llmchain.records import RunSpec  # noqa: PLC0415
 
-    absent = None
     spec = RunSpec(
         config_digest=_ledger_digest(digests["config"]),
-        dataset_digest=_ledger_digest(digests["dataset"]) if "dataset" in digests else absent,
+        dataset_digest=_ledger_digest(digests["dataset"]),
         code_digest=_ledger_digest(digests["code"]),
         env_digest=_ledger_digest(digests["env"]),
-        base_checkpoint=_ledger_digest(parent.digest) if parent else absent,
+        base_checkpoint=_optional_digest(parent.digest if parent else None),
     )
     return int(ledger.start_run(model.id, spec).id)
 
@@ -365,7 +372,7 @@ def commit_entries(hook: LedgerHook, entries: list[OutboxEntry]) -> list[OutboxE
             step=info.step,
             weights_digest=_ledger_digest(info.weights),
             state_digest=_ledger_digest(info.state),
-            data_digest=_ledger_digest(info.data),
+            data_digest=_optional_digest(info.data),
             val_loss=info.val_loss,
         ))
     if len(specs) == 1:

@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from llmchain.chain import Connection
 
 MAX_BATCH = 256  # the contract's MAX_BATCH
-_STATUS_PAGE = 500  # digests per checkpointsOf call when listing a run
+_STATUS_PAGE = 500  # digests per statusesOf call when listing a run
 _ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 _CHAIN_TYPES = (
     "bytes32", "uint64", "uint64", "bytes32", "bytes32", "bytes32", "bytes32",
@@ -63,6 +63,7 @@ class Ledger:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self._fns = conn.registry.functions
+        self._run_models: dict[int, int] = {}
 
     # ------------------------------------------------------------ models and roles
 
@@ -170,8 +171,7 @@ class Ledger:
         fn = self._fns.commitCheckpoint(run_id, rows[0]) if len(rows) == 1 else self._fns.commitCheckpoints(run_id, rows)
         receipt = self.conn.transact(fn)
         events = self.conn.registry.events.CheckpointCommitted().process_receipt(receipt)
-        model_id = self.get_run(run_id).model_id
-        return [_checkpoint(event, model_id, Status.ACTIVE) for event in events]
+        return [_checkpoint(event, self._model_of_run(run_id), Status.ACTIVE) for event in events]
 
     def lookup(self, weights_digest: Digest | bytes) -> Checkpoint | None:
         """The checkpoint with these weights, or None if they were never committed (one view call
@@ -216,7 +216,7 @@ class Ledger:
         run = self.get_run(run_id)
         checkpoints = self._verified_checkpoints(run)
         page = checkpoints[offset : None if limit is None else offset + limit]
-        return self._with_statuses(page)
+        return self._with_statuses(run, page)
 
     def verify_chain(self, run_id: int) -> RunHead:
         """Recompute the run's hash chain from its events; VerificationFailed unless it matches."""
@@ -266,6 +266,12 @@ class Ledger:
 
     # ------------------------------------------------------------ internals
 
+    def _model_of_run(self, run_id: int) -> int:
+        """A run's model id, cached (it never changes), so commits cost one call less."""
+        if run_id not in self._run_models:
+            self._run_models[run_id] = self.get_run(run_id).model_id
+        return self._run_models[run_id]
+
     def _verified_checkpoints(self, run: Run) -> list[Checkpoint]:
         """All checkpoints of ``run`` from its events, checked against its count and head."""
         if run.checkpoint_count == 0:
@@ -291,13 +297,15 @@ class Ledger:
             )
         return checkpoints
 
-    def _with_statuses(self, checkpoints: list[Checkpoint]) -> list[Checkpoint]:
-        """Fill in each checkpoint's current status (it lives in storage, not in the event)."""
+    def _with_statuses(self, run: Run, checkpoints: list[Checkpoint]) -> list[Checkpoint]:
+        """Fill in current statuses (storage, not events); skipped when the run never had a change."""
+        if run.status_changes == 0:
+            return checkpoints
         result = []
         for start in range(0, len(checkpoints), _STATUS_PAGE):
             page = checkpoints[start : start + _STATUS_PAGE]
-            locs = self.conn.call(self._fns.checkpointsOf([c.weights_digest.value for c in page]))
-            result += [replace(c, status=Status(loc[6])) for c, loc in zip(page, locs)]
+            statuses = self.conn.call(self._fns.statusesOf([c.weights_digest.value for c in page]))
+            result += [replace(c, status=Status(status)) for c, status in zip(page, statuses)]
         return result
 
     def _release(self, model_id: int, raw: Any) -> Release:
@@ -361,6 +369,7 @@ def _run(raw: Any) -> Run:
         last_block=raw[9],
         head=bytes(raw[10]),
         spec=RunSpec(_required(config), _required(dataset), _required(code), _required(env), base),
+        status_changes=raw[12],
     )
 
 

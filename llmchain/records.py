@@ -97,6 +97,9 @@ class Digest:
     def __str__(self) -> str:
         return f"{self.algorithm}:{self.value.hex()}"
 
+    def __repr__(self) -> str:
+        return f"Digest({self.algorithm!r}, {self.hex})"
+
 
 @dataclass(frozen=True)
 class Lineage:
@@ -155,6 +158,7 @@ class Run:
     last_block: int
     head: bytes
     spec: RunSpec
+    status_changes: int  # deprecations + revocations of its checkpoints (0: all active)
 
 
 @dataclass(frozen=True)

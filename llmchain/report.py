@@ -11,17 +11,20 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
+from matplotlib.figure import Figure  # noqa: E402
 
 from llmchain.errors import BadInput  # noqa: E402
+
+from llmchain.records import Digest, Status  # noqa: E402
 
 if TYPE_CHECKING:
     from llmchain.audit import AuditReport, LineageLink, RunHistory
@@ -45,7 +48,8 @@ def write_report(audit: AuditReport, out_dir: Path) -> Path:
     plot_loss_curve(audit.runs, out_dir / LOSS_CURVE_NAME)
     plot_lineage(audit.lineage, out_dir / LINEAGE_NAME)
     path = out_dir / REPORT_NAME
-    _atomic_write(path, render_markdown(audit).encode())
+    text = render_markdown(audit).encode()
+    _atomic_write(path, lambda handle: handle.write(text))
     return path
 
 
@@ -53,20 +57,19 @@ def plot_loss_curve(runs: Sequence[RunHistory], path: Path) -> None:
     """Validation loss against step, one line per run; revoked checkpoints are marked with a red x."""
     fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
     plotted = False
-    for run in runs:
-        points = [(c.step, c.val_loss) for c in run.checkpoints]
+    for history in runs:
+        points = [(c.step, c.val_loss) for c in history.checkpoints if c.val_loss is not None]
         if not points:
             continue
-        steps, losses = zip(*points)
-        ax.plot(steps, losses, marker="o", markersize=3, label=f"run {run.run_id}")
-        revoked = [(c.step, c.val_loss) for c in run.checkpoints if c.status == "revoked"]
+        ax.plot(*zip(*points), marker="o", markersize=3, label=f"run {history.run.id}")
+        revoked = [(c.step, c.val_loss) for c in history.checkpoints if c.status is Status.REVOKED and c.val_loss is not None]
         if revoked:
-            ax.scatter(*zip(*revoked), marker="x", color="red", s=60, zorder=3, label=f"run {run.run_id} revoked")
+            ax.scatter(*zip(*revoked), marker="x", color="red", s=60, zorder=3, label=f"run {history.run.id} revoked")
         plotted = True
     if plotted:
         ax.legend(fontsize=8)
     else:
-        ax.text(0.5, 0.5, "no checkpoints committed", ha="center", va="center", transform=ax.transAxes)
+        ax.text(0.5, 0.5, "no validation losses committed", ha="center", va="center", transform=ax.transAxes)
     ax.set_xlabel("step")
     ax.set_ylabel("validation loss")
     ax.set_title("Validation loss of committed checkpoints")
@@ -75,40 +78,29 @@ def plot_loss_curve(runs: Sequence[RunHistory], path: Path) -> None:
 
 
 def plot_lineage(lineage: Sequence[LineageLink], path: Path) -> None:
-    """Draw the lineage as layered boxes: parents above children, edges labelled with the relation.
+    """Draw the lineage root-first, top to bottom: one box per model, edges labelled with the relation.
 
-    A green edge is a link whose parent checkpoint digest was found on the ledger under the parent
-    model; a red edge failed that check. Depth is the number of ancestors, so a chain is a column and
-    siblings spread sideways.
+    A green edge is a parent link whose checkpoint digest was found on the ledger under the parent
+    model; a red edge failed that check; a grey one could not be checked (external parent weights).
     """
-    depth = _depths(lineage)
-    layers: dict[int, list[str]] = {}
-    for link in lineage:
-        layers.setdefault(depth[link.model], []).append(link.model)
-    position = {
-        name: (col - (len(names) - 1) / 2, -row) for row, names in layers.items() for col, name in enumerate(names)
-    }
-    width = max((len(names) for names in layers.values()), default=1)
-    fig, ax = plt.subplots(figsize=(max(4.0, 3.2 * width), max(2.5, 1.6 * len(layers))), dpi=100)
-    for link in lineage:
-        if link.parent is None or link.parent not in position:
-            continue
-        (x0, y0), (x1, y1) = position[link.parent], position[link.model]
-        color = "tab:green" if link.verified else "tab:red"
-        ax.annotate("", xy=(x1, y1 + 0.18), xytext=(x0, y0 - 0.18),
-                    arrowprops={"arrowstyle": "->", "color": color, "lw": 1.5})
-        mark = "verified" if link.verified else "NOT verified"
-        ax.text((x0 + x1) / 2 + 0.05, (y0 + y1) / 2, f"{link.relation}\n({mark})", fontsize=8, color=color)
-    for name, (x, y) in position.items():
-        ax.text(x, y, name, ha="center", va="center", fontsize=9,
+    names = [link.model.name for link in lineage]
+    fig, ax = plt.subplots(figsize=(6, max(2.0, 1.4 * len(names))), dpi=100)
+    for row, link in enumerate(lineage):
+        y = -row
+        if link.model.parent is not None:
+            color = {True: "tab:green", False: "tab:red", None: "tab:gray"}[link.verified]
+            parent = link.parent.name if link.parent else f"external {_short(str(link.model.parent.checkpoint))}"
+            if row == 0:  # the parent is not a registered model: draw it as a plain label above
+                ax.text(0, 0.9, parent, ha="center", va="center", fontsize=8, color="tab:gray")
+            ax.annotate("", xy=(0, y + 0.2), xytext=(0, y + 0.75), arrowprops={"arrowstyle": "->", "color": color, "lw": 1.5})
+            mark = {True: "verified", False: "NOT verified", None: "not verifiable"}[link.verified]
+            ax.text(0.05, y + 0.47, f"{link.model.parent.relation.label} ({mark})", fontsize=8, color=color, va="center")
+        ax.text(0, y, link.model.name, ha="center", va="center", fontsize=9,
                 bbox={"boxstyle": "round", "facecolor": "#eef3fb", "edgecolor": "#4a6fa5"})
-    if not position:
-        ax.text(0.5, 0.5, "no lineage", ha="center", va="center", transform=ax.transAxes)
-    xs = [x for x, _ in position.values()] or [0.0]
-    ax.set_xlim(min(xs) - 1, max(xs) + 1)
-    ax.set_ylim(-len(layers) + 0.5, 0.5)
+    ax.set_xlim(-1, 1)
+    ax.set_ylim(-len(names) + 0.5, 1.2)
     ax.set_axis_off()
-    ax.set_title("Model lineage")
+    ax.set_title("Model lineage (parents above)")
     _save_figure(fig, path)
 
 
@@ -116,77 +108,84 @@ def render_markdown(audit: AuditReport) -> str:
     """The report's Markdown text (figures referenced by relative file name)."""
     verdict = "PASSED" if audit.ok else "FAILED"
     lines = [
-        f"# Audit of `{audit.model}`",
+        f"# Audit of `{audit.model.name}`",
         "",
         f"Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC} by llmchain. Verdict: **{verdict}**.",
         "",
         "## Checks",
         "",
-        *_table(["check", "result", "detail"],
-                [[c.name, "pass" if c.ok else "**FAIL**", c.detail] for c in audit.checks]),
+        *_table(["check", "result", "detail"], [[c.name, "pass" if c.ok else "**FAIL**", c.detail] for c in audit.checks]),
         "",
         "## Lineage",
         "",
         f"![lineage graph]({LINEAGE_NAME})",
         "",
-        *_table(["model", "parent", "relation", "parent checkpoint", "verified"],
-                [[l.model, l.parent or "—", l.relation or "—", _short(l.parent_weights),
-                  "—" if l.parent is None else ("yes" if l.verified else f"**no**: {l.detail}")]
-                 for l in audit.lineage]),
+        *_table(
+            ["model", "parent", "relation", "parent checkpoint", "verified"],
+            [[link.model.name, link.parent.name if link.parent else "—",
+              link.model.parent.relation.label if link.model.parent else "—",
+              _digest(link.model.parent.checkpoint if link.model.parent else None),
+              {True: "yes", False: "**no**", None: "—"}[link.verified] + f": {link.detail}"]
+             for link in audit.lineage],
+        ),
         "",
         "## Runs",
         "",
-        *_table(["run", "status", "trainer", "config", "dataset", "code", "environment", "base checkpoint"],
-                [[str(r.run_id), r.status, _short(r.trainer), _short(r.config), _short(r.dataset),
-                  _short(r.code), _short(r.env), _short(r.base_checkpoint)] for r in audit.runs]),
+        *_table(
+            ["run", "status", "trainer", "checkpoints", "config", "dataset", "code", "environment", "base checkpoint"],
+            [[str(h.run.id), h.run.status.name.lower(), _short(h.run.trainer), str(h.run.checkpoint_count),
+              _digest(h.run.spec.config_digest), _digest(h.run.spec.dataset_digest),
+              _digest(h.run.spec.code_digest), _digest(h.run.spec.env_digest),
+              _digest(h.run.spec.base_checkpoint)]
+             for h in audit.runs],
+        ),
         "",
         "## Checkpoint timeline",
         "",
         f"![validation loss]({LOSS_CURVE_NAME})",
         "",
     ]
-    for run in audit.runs:
-        lines += [f"### Run {run.run_id}", "",
-                  f"On-chain hash-chain head `{run.head}`; recomputed from events `{run.recomputed_head}`.", ""]
+    for history in audit.runs:
+        lines += [f"### Run {history.run.id}", ""]
+        if history.problem:
+            lines += [f"**History refused:** {history.problem}", ""]
+            continue
+        lines += [f"Hash-chain head on-chain `0x{history.run.head.hex()}`, recomputed from events "
+                  f"`0x{(history.recomputed_head or b'').hex()}`.", ""]
         lines += _table(
-            ["#", "step", "val loss", "weights", "committer", "time (UTC)", "status"],
-            [[str(c.index), str(c.step), f"{c.val_loss:.4f}", _short(c.weights), _short(c.committer),
-              _time(c.timestamp), c.status + (f": {c.reason}" if c.reason else "")] for c in run.checkpoints],
+            ["#", "step", "val loss", "weights", "committer", "block", "time (UTC)", "status"],
+            [[str(c.index), str(c.step), "—" if c.val_loss is None else f"{c.val_loss:.4f}",
+              _short(c.weights_digest.value.hex()), _short(c.committer), str(c.block_number), _time(c.timestamp),
+              c.status.name.lower()] for c in history.checkpoints],
         )
         lines.append("")
     lines += ["## Releases", ""]
     lines += _table(
-        ["label", "weights", "checkpoint", "status"],
-        [[r.label, _short(r.weights), "—" if r.run_id is None else f"run {r.run_id} step {r.step}",
-          r.status + (f": {r.reason}" if r.reason else "")] for r in audit.releases],
+        ["label", "weights", "checkpoint", "released by", "time (UTC)", "status"],
+        [[r.label, _short(r.checkpoint.weights_digest.value.hex()), f"run {r.checkpoint.run_id} step {r.checkpoint.step}",
+          _short(r.released_by), _time(r.released_at), r.status.name.lower()] for r in audit.releases],
     )
     if audit.local:
         lines += ["", "## Local checkpoints", ""]
-        lines += _table(["path", "status", "step", "detail"],
-                        [[f"`{m.path}`", m.status, "—" if m.step is None else str(m.step), m.detail]
-                         for m in audit.local])
+        lines += _table(
+            ["path", "status", "run", "step", "detail"],
+            [[f"`{m.path}`" if m.path else "—", m.status, _opt(m.run_id), _opt(m.step), m.detail] for m in audit.local],
+        )
     if audit.replay:
         lines += ["", "## Replay (proof of learning)", ""]
         lines += _table(
             ["run", "steps", "test", "result", "L2", "L∞", "tolerance", "detail"],
-            [[str(s.run_id), f"{s.from_step}→{s.to_step}", s.test, "pass" if s.ok else "**FAIL**",
-              f"{s.l2:.3g}", f"{s.linf:.3g}", "exact" if s.test == "exact" else f"{s.tolerance:.3g}", s.detail]
-             for s in audit.replay],
+            [[str(s.run_id), f"{s.from_step}→{s.to_step}", s.test, "pass" if s.ok else "**FAIL**", _number(s.l2), _number(s.linf), "—" if s.tolerance is None else f"{s.tolerance:g}", s.detail] for s in audit.replay],
         )
     return "\n".join(lines) + "\n"
 
 
-def _depths(lineage: Sequence[LineageLink]) -> dict[str, int]:
-    """Number of known ancestors of each model in ``lineage`` (a parent outside the list counts 0)."""
-    parents = {link.model: link.parent for link in lineage}
-    depth: dict[str, int] = {}
-    for name in parents:
-        seen, node, d = {name}, parents[name], 0
-        while node is not None and node in parents and node not in seen:
-            seen.add(node)
-            node, d = parents[node], d + 1
-        depth[name] = d
-    return depth
+def _number(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3g}"
+
+
+def _opt(value: int | None) -> str:
+    return "—" if value is None else str(value)
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -204,22 +203,30 @@ def _short(text: str | None) -> str:
     return f"`{text[:18]}…{text[-6:]}`" if len(text) > 28 else f"`{text}`"
 
 
+def _digest(digest: Digest | None) -> str:
+    """A digest as `algorithm:first hex digits…` (the JSON output keeps it whole)."""
+    return "—" if digest is None else f"`{digest.algorithm}:{digest.value.hex()[:12]}…`"
+
+
 def _time(timestamp: int) -> str:
     return datetime.fromtimestamp(timestamp, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _save_figure(fig: plt.Figure, path: Path) -> None:
+def _save_figure(fig: Figure, path: Path) -> None:
     try:
-        with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".png", delete=False) as tmp:
-            fig.savefig(tmp, format="png", bbox_inches="tight")
-        os.replace(tmp.name, path)
+        _atomic_write(path, lambda handle: fig.savefig(handle, format="png", bbox_inches="tight"))
     finally:
         plt.close(fig)
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    with tempfile.NamedTemporaryFile(dir=path.parent, delete=False) as tmp:
-        tmp.write(data)
-        tmp.flush()
-        os.fsync(tmp.fileno())
+def _atomic_write(path: Path, write: Callable[[IO[bytes]], object]) -> None:
+    """Write through a temporary file in the same directory, then rename; never leave it half-done."""
+    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False) as tmp:
+        try:
+            write(tmp)
+            tmp.flush()
+            os.fsync(tmp.fileno())
+        except BaseException:
+            os.unlink(tmp.name)
+            raise
     os.replace(tmp.name, path)

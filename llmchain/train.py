@@ -477,7 +477,10 @@ def train(request: TrainRequest, *, ledger: Any = None, on_progress: ProgressFn 
                 else LedgerHook.start(request.run_dir, ledger=ledger, model_name=name, records=records,
                                       parent=parent or teacher_ref, on_progress=emit)
             )
-        return _loop(stepper, dataset, start, hook, emit, ddp)
+        result = _loop(stepper, dataset, start, hook, emit, ddp)
+        if ddp.world_size > 1:
+            dist.barrier()  # rank 0 may still be checkpointing; tearing gloo down early aborts the others
+        return result
     finally:
         if ddp.world_size > 1 and dist.is_initialized():
             dist.destroy_process_group()

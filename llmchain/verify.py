@@ -16,11 +16,11 @@ Nothing here prints; results are frozen dataclasses the CLI renders.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from llmchain.checkpoint import INFO_FILE, MANIFEST_FILE, WEIGHTS_FILE
 from llmchain.digest import (
     DigestDiff,
     Manifest,
@@ -35,11 +35,16 @@ from llmchain.digest import (
     prove,
     verify_proof,
 )
-from llmchain.errors import BadInput, VerificationFailed
+from llmchain.errors import BadInput, ContractRevert, VerificationFailed
 from llmchain.ledger import Ledger
 from llmchain.records import Checkpoint, Digest, Model, Release, Run, Status
 
 _RUN_STEP = re.compile(r"(\d+):(\d+)")
+# File names of a training checkpoint directory (llmchain.checkpoint); repeated here because that
+# module imports torch, which verifying a safetensors file must not pay for (tests pin them equal).
+INFO_FILE = "checkpoint.json"
+WEIGHTS_FILE = "model.safetensors"
+MANIFEST_FILE = "manifest.json"
 
 
 @dataclass(frozen=True)
@@ -119,12 +124,33 @@ def weights_file(path: Path) -> Path:
 def resolve_expected(ledger: Ledger, expect: Expectation) -> Checkpoint:
     """The checkpoint an expectation names; BadInput if the ledger has no such entry."""
     if expect.label is not None:
-        return ledger.get_release(expect.model or "", expect.label).checkpoint
+        return _release(ledger, expect).checkpoint
     assert expect.run_id is not None
+    require_run(ledger, expect.run_id, f"--expect {expect.text}")
     for checkpoint in ledger.list_checkpoints(expect.run_id):
         if checkpoint.step == expect.step:
             return checkpoint
     raise BadInput(f"--expect {expect.text}: run {expect.run_id} has no checkpoint at step {expect.step}")
+
+
+def require_run(ledger: Ledger, run_id: int, flag: str) -> Run:
+    """Run ``run_id``; an id the registry does not know is the user's mistake (BadInput), not a chain error."""
+    try:
+        return ledger.get_run(run_id)
+    except ContractRevert as err:
+        if err.name != "RegistryUnknownRun":
+            raise
+        raise BadInput(f"{flag}: there is no run {run_id}; list runs with `llmchain runs MODEL`") from None
+
+
+def _release(ledger: Ledger, expect: Expectation) -> Release:
+    """The release ``expect`` names; an unknown label is the user's mistake, not a chain error."""
+    try:
+        return ledger.get_release(expect.model or "", expect.label or "")
+    except ContractRevert as err:
+        if err.name != "RegistryUnknownRelease":
+            raise
+        raise BadInput(f"--expect {expect.text}: {expect.model} has no release {expect.label!r}") from None
 
 
 def verify_weights(
@@ -155,6 +181,7 @@ def verify_weights(
     releases = _releases_naming(ledger, checkpoint) if checkpoint else ()
     if checkpoint is not None:
         _status_problems(checkpoint, releases, problems, warnings)
+        _claim_problems(path, checkpoint, problems)
     if model is not None and (owner is None or owner.id != ledger.model_id(model)):
         problems.append(f"the weights are not a checkpoint of model {model}" + (f" (they belong to {owner.name})" if owner else ""))
     if expectation is not None and expected is not None:
@@ -244,6 +271,31 @@ def _lookup(ledger: Ledger, digest: Digest, problems: list[str]) -> Checkpoint |
     return checkpoint
 
 
+def claimed_position(weights: Path) -> tuple[int | None, int] | None:
+    """(run id, step) that the checkpoint directory holding ``weights`` claims, if it is one."""
+    info = weights.parent / INFO_FILE
+    if weights.name != WEIGHTS_FILE or not info.is_file():
+        return None
+    try:
+        record = json.loads(info.read_text())
+        return record.get("run_id"), int(record["step"])
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise BadInput(f"{info} is unreadable ({err}); verify {weights} itself instead of its directory") from None
+
+
+def _claim_problems(path: Path, checkpoint: Checkpoint, problems: list[str]) -> None:
+    """A checkpoint directory must hold the weights of the run and step it says it holds."""
+    claim = claimed_position(path)
+    if claim is None:
+        return
+    run_id, step = claim
+    if step != checkpoint.step or (run_id is not None and run_id != checkpoint.run_id):
+        problems.append(
+            f"{path.parent} says it is run {run_id} step {step}, but these weights were committed as run "
+            f"{checkpoint.run_id} step {checkpoint.step} (files swapped or copied?)"
+        )
+
+
 def _releases_naming(ledger: Ledger, checkpoint: Checkpoint) -> tuple[Release, ...]:
     """Every release of the checkpoint's model whose label points at these weights."""
     found: list[Release] = []
@@ -276,7 +328,7 @@ def _expectation_problems(
 ) -> None:
     """Compare the local digest with the expected entry, and check the release's own status."""
     if expect.label is not None:
-        release = ledger.get_release(expect.model or "", expect.label)
+        release = _release(ledger, expect)
         if release.status is Status.REVOKED:
             problems.append(f"release {expect.text} was revoked")
     if expected.weights_digest.value != local.value:
@@ -318,7 +370,9 @@ def _candidates(path: Path, reference: Path | None) -> list[tuple[Path, Manifest
             found.append((reference, Manifest.read(reference)))
         else:
             found.append((reference, Manifest.from_digest(digest_path(weights_file(reference)))))
-    for beside in _beside(path):
+    folder = path if path.is_dir() else path.parent
+    siblings = sorted(folder.parent.glob(f"*/{MANIFEST_FILE}")) if (folder / INFO_FILE).is_file() else []
+    for beside in dict.fromkeys([*_beside(path), *siblings]):
         if beside.is_file():
             try:
                 found.append((beside, Manifest.read(beside)))
@@ -337,6 +391,14 @@ def _manifest_for(path: Path, manifest: Path | None) -> tuple[Manifest, Path]:
         f"no manifest for {path} (looked for {', '.join(str(o) for o in options)}); "
         "--tensor needs the committed manifest: pass --manifest FILE"
     )
+
+
+def describe_diff(changes: DigestDiff) -> str:
+    """'changed a (data); missing b; extra c' — a diff in one line, for messages."""
+    parts = [f"changed {name} ({', '.join(changes.fields.get(name, ()))})" for name in changes.changed]
+    parts += [f"missing {name}" for name in changes.missing]
+    parts += [f"extra {name}" for name in changes.extra]
+    return "; ".join(parts) or "no tensor differs"
 
 
 def _beside(path: Path) -> list[Path]:

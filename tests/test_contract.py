@@ -273,7 +273,7 @@ def test_lookup_in_one_call(conn: Connection, model: int, run: int, trainer: Act
     location = trainer.view("checkpointOf", weights[1][1])
     assert location == (model, run, 0, 7, receipt["blockNumber"], block["timestamp"], ACTIVE)
     assert trainer.view("checkpointOf", os.urandom(32))[1] == 0
-    assert trainer.view("checkpointsOf", [weights[1][1], ZERO]) == [location, (0, 0, 0, 0, 0, 0, ACTIVE)]
+    assert trainer.view("statusesOf", [weights[1][1], ZERO]) == [ACTIVE, ACTIVE]
 
 
 def test_steps_must_increase(run: int, trainer: Actor) -> None:
@@ -354,6 +354,7 @@ def test_checkpoint_deprecation_and_final_revocation(owner: Actor, run: int, tra
     (rev,) = owner.events(owner.tx("revokeCheckpoint", value, "trained on leaked data"), "CheckpointRevoked")
     assert rev["args"] == {"runId": 1, "weightsDigest": value, "reason": "trained on leaked data"}
     assert owner.view("checkpointOf", value)[6] == REVOKED
+    assert owner.view("statusesOf", [value]) == [REVOKED] and owner.view("getRun", run)[12] == 2
     for name, requested in (("revokeCheckpoint", REVOKED), ("deprecateCheckpoint", DEPRECATED)):
         expect(reverts(owner, name, value, "undo"), "RegistryInvalidTransition", current=REVOKED, requested=requested)
 

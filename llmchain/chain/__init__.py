@@ -24,7 +24,8 @@ from eth_typing import ChecksumAddress
 from eth_utils import is_address, to_checksum_address
 from web3 import Web3
 from web3.contract import Contract
-from web3.contract.contract import ContractFunction
+from web3.contract.contract import ContractConstructor, ContractFunction
+from web3.exceptions import ABIEventNotFound
 from web3.types import EventData, TxParams, TxReceipt
 
 import llmchain
@@ -94,29 +95,31 @@ class Connection:
         self.w3 = w3
         self.registry = registry
         self.chain_id = chain_id
-        self.location = location  # for messages: "embedded ledger at DIR" or "node at URL"
+        self.location = location  # for messages: "the embedded ledger at DIR", "the node at URL"
         self._signer = signer
         self._defaults = defaults
         self._keystore_signer = keystore_signer
         self._store = store
-        self._decoder = RevertDecoder([registry.abi])
 
     @property
     def sender(self) -> ChecksumAddress:
         """The account transactions are sent from."""
         return self._signer.address
 
-    def transact(self, fn: ContractFunction, *, gas: int | None = None) -> TxReceipt:
+    def transact(
+        self, fn: ContractFunction | ContractConstructor, *, gas: int | None = None
+    ) -> TxReceipt:
         """Send ``fn`` as a transaction from ``sender``; returns the successful receipt.
 
         Raises ``ContractRevert`` (decoded custom error) if it reverts or its receipt has status 0.
+        A constructor (``w3.eth.contract(abi=..., bytecode=...).constructor()``) deploys a contract.
         """
         defaults: TxParams = {**self._defaults, **({"gas": gas} if gas is not None else {})}
-        return send_transaction(self.w3, self._signer, fn, defaults=defaults, decoder=self._decoder)
+        return send_transaction(self.w3, self._signer, fn, defaults=defaults, decoder=self._decoder(fn))
 
     def call(self, fn: ContractFunction) -> Any:
         """Run a view function as ``sender``; reverts raise ``ContractRevert``."""
-        return call_view(fn, self.sender, self._decoder)
+        return call_view(fn, self.sender, self._decoder(fn))
 
     def get_logs(
         self,
@@ -135,19 +138,25 @@ class Connection:
             raise BadInput(f"invalid block range {from_block}..{to_block}")
         try:
             event = self.registry.events[event_name]
-        except Exception:
+        except ABIEventNotFound:
             raise BadInput(f"the registry has no event named {event_name!r}") from None
-        with reverts_decoded(self._decoder):
+        with reverts_decoded(self._decoder()):
             logs = event().get_logs(
                 argument_filters=argument_filters, from_block=from_block, to_block=to_block
             )
         return list(logs)
 
+    def _decoder(self, fn: ContractFunction | ContractConstructor | None = None) -> RevertDecoder:
+        """Errors of the called contract first, then the registry's (errors can bubble up)."""
+        own = fn.contract_abi if isinstance(fn, ContractFunction) else getattr(fn, "abi", [])
+        return RevertDecoder([own, self.registry.abi])
+
     def as_account(self, index_or_address: int | str) -> Connection:
         """The same chain and registry, sending from another account (dev index or address)."""
         signer: Signer
-        if self._keystore_signer is not None and _same_address(index_or_address, self._keystore_signer.address):
-            signer = self._keystore_signer
+        keystore = self._keystore_signer
+        if keystore is not None and _same_address(index_or_address, keystore.address):
+            signer = keystore
         else:
             signer = pick_node_account(list(self.w3.eth.accounts), index_or_address, self.location)
         return Connection(
@@ -223,9 +232,9 @@ def connect(
                 "--keystore, --registry and --address-book apply to a node (--rpc-url); the embedded "
                 "ledger deploys its own registry and signs with its dev accounts (--account INDEX)"
             )
-        return _connect_embedded(resolve_ledger_dir(ledger_dir), account=account, chain_id=chain_id)
+        return _connect_embedded(resolve_ledger_dir(ledger_dir), account=account, chain_id=chain_id)[0]
     w3, node_chain_id = _open_checked_node(rpc_url, chain_id)
-    book = AddressBook(Path(address_book) if address_book else resolve_ledger_dir(ledger_dir) / ADDRESS_BOOK_NAME)
+    book = _address_book(address_book, ledger_dir)
     address = _checked_address(registry_address) if registry_address else book.lookup(node_chain_id)
     registry = check_registry(w3, address, load_artifact(), chain_id=node_chain_id)
     keystore_signer = load_keystore(Path(keystore), password=password) if keystore else None
@@ -234,7 +243,7 @@ def connect(
         registry,
         _node_signer(w3, rpc_url, account, keystore_signer),
         chain_id=node_chain_id,
-        location=f"node at {rpc_url}",
+        location=f"the node at {rpc_url}",
         defaults={},
         keystore_signer=keystore_signer,
     )
@@ -245,31 +254,27 @@ def connect_memory(*, accounts: int = DEV_ACCOUNTS) -> Connection:
     store = LedgerStore(":memory:", busy_timeout=BUSY_TIMEOUT_S)
     backend = EmbeddedBackend(store, accounts=accounts)
     w3 = Web3(EmbeddedProvider(backend, append_only=False))
-    signer = NodeAccount(backend.dev_accounts[0])
     with store.write():
         store.ensure_schema()
-        backend.create_genesis()
-        deployment = deploy_contract(
-            w3, signer, load_artifact(), defaults=_EMBEDDED_DEFAULTS, chain_id=CHAIN_ID
-        )
+        deployment = _genesis_and_registry(backend, w3)
     registry = w3.eth.contract(address=deployment.address, abi=load_artifact().abi)
     return Connection(
-        w3, registry, signer, chain_id=CHAIN_ID, location="in-memory chain",
-        defaults=_EMBEDDED_DEFAULTS, store=store,
+        w3, registry, NodeAccount(backend.dev_accounts[0]), chain_id=CHAIN_ID,
+        location="the in-memory chain", defaults=_EMBEDDED_DEFAULTS, store=store,
     )
 
 
 def init_ledger(ledger_dir: Path | str | None = None) -> LedgerInfo:
     """Create the embedded ledger (genesis + registry) unless it exists; report what is there."""
     directory = resolve_ledger_dir(ledger_dir)
-    existed = (directory / DATABASE_NAME).exists()
-    with _connect_embedded(directory, account=None, chain_id=None) as conn:
+    conn, created = _connect_embedded(directory, account=None, chain_id=None)
+    with conn:
         return LedgerInfo(
             directory=directory,
             chain_id=conn.chain_id,
             registry=conn.registry.address,
             block_number=conn.w3.eth.block_number,
-            created=not existed,
+            created=created,
         )
 
 
@@ -290,7 +295,7 @@ def deploy_registry(
     unless ``force``: deploying again would orphan the records kept in the old one.
     """
     w3, node_chain_id = _open_checked_node(rpc_url, chain_id)
-    book = AddressBook(Path(address_book) if address_book else resolve_ledger_dir(ledger_dir) / ADDRESS_BOOK_NAME)
+    book = _address_book(address_book, ledger_dir)
     artifact = load_artifact()
     if not force:
         _refuse_if_deployed(w3, book, node_chain_id, artifact)
@@ -304,24 +309,28 @@ def deploy_registry(
 # -- embedded ledger ----------------------------------------------------------------------------
 
 
-def _connect_embedded(directory: Path, *, account: str | int | None, chain_id: int | None) -> Connection:
+def _connect_embedded(
+    directory: Path, *, account: str | int | None, chain_id: int | None
+) -> tuple[Connection, bool]:
+    """The connection, and whether this call created the ledger."""
     store = _open_store(directory)
     try:
         backend = EmbeddedBackend(store, accounts=DEV_ACCOUNTS)
         w3 = Web3(EmbeddedProvider(backend, append_only=True))
-        meta = _read_meta(store)
+        meta, created = _read_meta(store), False
         if meta is None:
-            meta = _create_ledger(store, backend, w3)
+            meta, created = _create_ledger(store, backend, w3)
         _check_meta(meta, directory, chain_id)
         registry = check_registry(w3, meta["registry_address"], load_artifact(), chain_id=CHAIN_ID)
         signer = pick_node_account(backend.dev_accounts, account, "the embedded ledger")
     except BaseException:
         store.close()
         raise
-    return Connection(
-        w3, registry, signer, chain_id=CHAIN_ID, location=f"embedded ledger at {directory}",
+    connection = Connection(
+        w3, registry, signer, chain_id=CHAIN_ID, location=f"the embedded ledger at {directory}",
         defaults=_EMBEDDED_DEFAULTS, store=store,
     )
+    return connection, created
 
 
 def _open_store(directory: Path) -> LedgerStore:
@@ -343,18 +352,19 @@ def _read_meta(store: LedgerStore) -> dict[str, str] | None:
     return meta or None
 
 
-def _create_ledger(store: LedgerStore, backend: EmbeddedBackend, w3: Web3) -> dict[str, str]:
-    """Genesis, registry and metadata in one transaction: a crash leaves no half-made ledger."""
+def _create_ledger(
+    store: LedgerStore, backend: EmbeddedBackend, w3: Web3
+) -> tuple[dict[str, str], bool]:
+    """Genesis, registry and metadata in one transaction: a crash leaves no half-made ledger.
+
+    Returns the metadata and whether we created it (False: another process won the race).
+    """
     with store.write():
         store.ensure_schema()
         meta = store.get_meta()
         if meta:
-            return meta  # another process created it while we waited for the write lock
-        backend.create_genesis()
-        signer = NodeAccount(backend.dev_accounts[0])
-        deployment = deploy_contract(
-            w3, signer, load_artifact(), defaults=_EMBEDDED_DEFAULTS, chain_id=CHAIN_ID
-        )
+            return meta, False
+        deployment = _genesis_and_registry(backend, w3)
         entries = {
             "format": LEDGER_FORMAT,
             "format_version": str(LEDGER_FORMAT_VERSION),
@@ -366,7 +376,14 @@ def _create_ledger(store: LedgerStore, backend: EmbeddedBackend, w3: Web3) -> di
         }
         for key, value in entries.items():
             store.set_meta(key, value)
-    return entries
+    return entries, True
+
+
+def _genesis_and_registry(backend: EmbeddedBackend, w3: Web3) -> Deployment:
+    """Store the genesis block and deploy the registry from dev account 0 (inside a write session)."""
+    backend.create_genesis()
+    signer = NodeAccount(backend.dev_accounts[0])
+    return deploy_contract(w3, signer, load_artifact(), defaults=_EMBEDDED_DEFAULTS, chain_id=CHAIN_ID)
 
 
 def _check_meta(meta: dict[str, str], directory: Path, chain_id: int | None) -> None:
@@ -390,7 +407,9 @@ def _check_meta(meta: dict[str, str], directory: Path, chain_id: int | None) -> 
 def _open_checked_node(rpc_url: str, chain_id: int | None) -> tuple[Web3, int]:
     w3, node_chain_id = open_node(rpc_url)
     if chain_id is not None and chain_id != node_chain_id:
-        raise BadInput(f"the node at {rpc_url} is on chain {node_chain_id}, not chain {chain_id} (--chain-id)")
+        raise BadInput(
+            f"the node at {rpc_url} is on chain {node_chain_id}, not chain {chain_id} (--chain-id)"
+        )
     return w3, node_chain_id
 
 
@@ -399,12 +418,20 @@ def _node_signer(
 ) -> Signer:
     if keystore_signer is not None:
         if account is not None and not _same_address(account, keystore_signer.address):
-            raise BadInput(f"--account {account} does not match the keystore's address {keystore_signer.address}")
+            raise BadInput(
+                f"--account {account} does not match the keystore's address {keystore_signer.address}"
+            )
         return keystore_signer
     available = list(w3.eth.accounts)
     if account is None and not available:
         return ReadOnlyAccount(f"the node at {rpc_url}")
     return pick_node_account(available, account, f"the node at {rpc_url}")
+
+
+def _address_book(address_book: Path | str | None, ledger_dir: Path | str | None) -> AddressBook:
+    if address_book is not None:
+        return AddressBook(Path(address_book))
+    return AddressBook(resolve_ledger_dir(ledger_dir) / ADDRESS_BOOK_NAME)
 
 
 def _refuse_if_deployed(w3: Web3, book: AddressBook, chain_id: int, artifact: Artifact) -> None:

@@ -25,9 +25,12 @@ from typing import Any
 from eth.chains.base import MiningChain
 from eth.db.atomic import AtomicDB
 from eth.db.schema import SchemaV1
+from eth.exceptions import BlockNotFound as EVMBlockNotFound
+from eth.exceptions import CanonicalHeadNotFound, StateRootNotFound
 from eth.exceptions import Revert as EVMRevert
 from eth.exceptions import TransactionNotFound as EVMTransactionNotFound
 from eth.vm.forks import PragueVM
+from eth.vm.interrupt import EVMMissingData
 from eth.vm.spoof import SpoofTransaction
 from eth_tester import EthereumTester
 from eth_tester.backends.pyevm.main import (
@@ -38,8 +41,11 @@ from eth_tester.backends.pyevm.main import (
 )
 from eth_tester.backends.pyevm.serializers import serialize_transaction, serialize_transaction_receipt
 from eth_tester.exceptions import BlockNotFound, TransactionNotFound
+from eth_tester.exceptions import ValidationError as TesterValidationError
 from eth_typing import ChecksumAddress
+from eth_utils import ValidationError as EVMValidationError
 from eth_utils import to_checksum_address, to_hex
+from trie.exceptions import MissingTrieNode
 from web3 import EthereumTesterProvider
 from web3.types import RPCEndpoint, RPCResponse
 
@@ -73,6 +79,8 @@ _READS = frozenset(
         "web3_clientVersion",
     }
 )
+# py-evm's "the data should be there but is not": a damaged database, never a user error.
+_DAMAGE = (EVMMissingData, MissingTrieNode, CanonicalHeadNotFound, StateRootNotFound, EVMBlockNotFound)
 # Requests that rewrite history; the persistent ledger is append-only.
 _REFUSED = frozenset({"evm_revert", "evm_snapshot", "evm_reset"})
 
@@ -130,10 +138,6 @@ class EmbeddedBackend(PyEVMBackend):
                     self._head = None  # the in-memory pending block saw the rolled-back write
                 raise
 
-    def has_genesis(self) -> bool:
-        """True once the genesis block has been stored."""
-        return _HEAD_KEY in self.store
-
     def create_genesis(self) -> None:
         """Store the genesis block, funding the dev accounts (inside a write session)."""
         params = get_default_genesis_params(overrides={"timestamp": int(time.time())})
@@ -160,7 +164,9 @@ class EmbeddedBackend(PyEVMBackend):
     def send_transaction(self, transaction: dict[str, Any]) -> bytes:
         return self._apply(self._get_normalized_and_signed_evm_transaction(transaction))
 
-    def send_signed_transaction(self, signed_transaction: dict[str, Any], block_number: Any = "latest") -> bytes:
+    def send_signed_transaction(
+        self, signed_transaction: dict[str, Any], block_number: Any = "latest"
+    ) -> bytes:
         normalized = self._normalize_transaction(signed_transaction, block_number)
         return self._apply(self._create_type_aware_signed_transaction(normalized))
 
@@ -240,7 +246,11 @@ def _failure(computation: Any) -> ExecutionFailed:
 
 
 class EmbeddedProvider(EthereumTesterProvider):
-    """web3's eth-tester provider, with each request in a store session and EVM-style errors."""
+    """web3's eth-tester provider, with each request in a store session and node-style errors.
+
+    Failed executions and invalid transactions come back as JSON-RPC errors, as from a real node,
+    instead of eth-tester exceptions (which lose the revert data and escape web3's error handling).
+    """
 
     def __init__(self, backend: EmbeddedBackend, *, append_only: bool) -> None:
         super().__init__(EthereumTester(backend=backend, auto_mine_transactions=True))
@@ -254,6 +264,13 @@ class EmbeddedProvider(EthereumTesterProvider):
         try:
             with self._backend.session(write=not read):
                 return super().make_request(method, params)
+        except _DAMAGE as damage:
+            raise LedgerError(
+                f"ledger database {self._backend.store.location} is damaged ({type(damage).__name__}): "
+                "restore it from a backup or choose another --ledger directory"
+            ) from None
+        except (EVMValidationError, TesterValidationError) as invalid:
+            return _error(-32000, f"invalid transaction: {invalid}")
         except ExecutionFailed as failure:
             if failure.data is None:
                 return _error(-32000, str(failure))

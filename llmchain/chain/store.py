@@ -5,7 +5,9 @@ Why SQLite (stdlib) rather than a bespoke file format:
   (the busy timeout), so two writers never interleave and the second one gets ``LedgerBusy``;
 - WAL journaling lets readers in other processes see the last committed block while a writer works;
 - one transaction per block means a process killed mid-write leaves nothing behind: the next open
-  sees the last commit (SQLite rolls the unfinished transaction back).
+  sees the last commit (SQLite rolls the unfinished transaction back). With ``synchronous=NORMAL``
+  in WAL mode a commit survives the process being killed; a power cut may lose the last few blocks
+  but never corrupts the file.
 
 py-evm writes content-addressed trie nodes even while it only *executes* (an ``eth_call``). Those
 writes land in a per-session overlay that is dropped when the read session ends, so readers never

@@ -73,10 +73,12 @@ def reverts_decoded(decoder: RevertDecoder) -> Iterator[None]:
     except ContractLogicError as error:
         raise _decode(decoder, error.data, str(error)) from None
     except Web3RPCError as error:
-        data = (error.rpc_response or {}).get("error", {}).get("data")
+        detail = (error.rpc_response or {}).get("error") or {}
+        data = detail.get("data")
         if isinstance(data, str) and data.startswith("0x"):
             raise decoder.decode(to_bytes(hexstr=data)) from None
-        raise LedgerError(f"the node refused the request: {error.message}") from None
+        reason = detail.get("message") or error.message
+        raise LedgerError(f"the chain refused the request: {reason}") from None
     except requests.RequestException as error:
         raise LedgerError(f"lost the connection to the node ({type(error).__name__})") from None
 

@@ -91,6 +91,8 @@ for _name, _target in {
     "diff": "llmchain.cli.digest:diff_command",
     "prove": "llmchain.cli.digest:prove_command",
     "verify-proof": "llmchain.cli.digest:verify_proof_command",
+    "verify": "llmchain.cli.verify:verify_command",
+    "audit": "llmchain.cli.verify:audit_command",
 }.items():
     register(_name, _target)
 

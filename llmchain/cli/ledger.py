@@ -369,7 +369,7 @@ def lookup_command(digest: str, ledger_opts: LedgerOptions, as_json: bool) -> No
 @ledger_options
 @json_option
 def release_command(model: str, label: str, digest: str, ledger_opts: LedgerOptions, as_json: bool) -> None:
-    """Publish LABEL (e.g. 1.0.0) of MODEL pointing at the committed checkpoint with weights DIGEST.
+    """Publish version LABEL of MODEL, naming the committed checkpoint with weights DIGEST.
 
     \b
     Example:

@@ -23,8 +23,8 @@ _EXPORTS = {
     "digest_tensor": "model_digest",
     "Manifest": "manifest",
     "default_manifest_path": "manifest",
-    "DigestDiff": "diff",
-    "diff": "diff",
+    "DigestDiff": "compare",
+    "diff": "compare",
     "ProofDocument": "proof",
     "TensorProof": "proof",
     "prove": "proof",
@@ -34,7 +34,7 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
-    from llmchain.digest.diff import DigestDiff, diff
+    from llmchain.digest.compare import DigestDiff, diff
     from llmchain.digest.hashing import Progress
     from llmchain.digest.leaf import ALGORITHM, CHUNK_SIZE, TensorLeaf
     from llmchain.digest.manifest import Manifest, default_manifest_path
@@ -45,7 +45,9 @@ if TYPE_CHECKING:
 def __getattr__(name: str) -> Any:
     if name not in _EXPORTS:
         raise AttributeError(f"module 'llmchain.digest' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"llmchain.digest.{_EXPORTS[name]}"), name)
+    value = getattr(importlib.import_module(f"llmchain.digest.{_EXPORTS[name]}"), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
 
 
 def __dir__() -> list[str]:

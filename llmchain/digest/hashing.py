@@ -18,7 +18,8 @@ import mmap
 import os
 import queue
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from typing import Any
 
@@ -98,7 +99,7 @@ def _run(job: list[_Piece]) -> _Result:
 
 
 def _worker(
-    jobs: list[list[_Piece]], next_job: Iterator[int], out: queue.SimpleQueue[Any], stop: threading.Event
+    jobs: list[list[_Piece]], next_job: itertools.count[int], out: queue.SimpleQueue[Any], stop: threading.Event
 ) -> None:
     """Take jobs until none are left or the caller gave up; hand back results or the error."""
     while not stop.is_set():
@@ -112,7 +113,7 @@ def _worker(
             return
 
 
-def _results(jobs: list[list[_Piece]], workers: int) -> Iterator[_Result]:
+def _results(jobs: list[list[_Piece]], workers: int) -> Generator[_Result, None, None]:
     """Each job's result as it finishes; one job runs inline, more run on ``workers`` threads."""
     if len(jobs) <= 1:
         yield from map(_run, jobs)
@@ -147,10 +148,12 @@ def hash_spans(
     done = 0
     if progress is not None:
         progress(0, total)
-    for results, nbytes in _results(_jobs(spans), workers or worker_count()):
-        for index, chunk, digest in results:
-            chunk_digests[index][chunk] = digest
-        done += nbytes
-        if progress is not None:
-            progress(done, total)
+    # closing(): if the progress callback raises, stop and join the threads now, not at collection
+    with closing(_results(_jobs(spans), workers or worker_count())) as finished:
+        for results, nbytes in finished:
+            for index, chunk, digest in results:
+                chunk_digests[index][chunk] = digest
+            done += nbytes
+            if progress is not None:
+                progress(done, total)
     return [data_hash(digests) for digests in chunk_digests]

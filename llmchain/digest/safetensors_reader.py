@@ -4,8 +4,10 @@ Format: 8-byte little-endian header length N, N bytes of UTF-8 JSON mapping each
 ``{"dtype", "shape", "data_offsets": [begin, end]}`` (offsets relative to the data section) plus an
 optional ``"__metadata__"`` object that the digest ignores, then the data section. Every check
 below turns a malformed file into one ``BadInput`` line naming the file and the problem before any
-large allocation: the header is bounded (safetensors' own 100 MB limit) and tensors must tile the
-data section exactly, as the safetensors library itself requires.
+large allocation: the header is bounded (safetensors' own 100 MB limit), its nesting depth is checked
+before ``json`` sees it (the C decoder recurses, and a process that imported py_ecc, as web3 does,
+runs with a recursion limit of 100000: a header of "[[[[..." would overflow the C stack instead of
+raising), and tensors must tile the data section exactly, as the safetensors library itself requires.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import json
 import mmap
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +24,8 @@ from llmchain.digest.dtypes import expected_nbytes
 from llmchain.errors import BadInput
 
 MAX_HEADER_BYTES = 100_000_000  # safetensors' own limit for the JSON header
+MAX_NESTING = 32  # a valid header nests 3 deep (header -> tensor -> shape); allow loose metadata
+_STRUCTURE = re.compile(rb'[\[\]{}"\\]')  # the bytes that open/close containers and strings
 
 
 @dataclass(frozen=True)
@@ -47,11 +52,35 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _check_nesting(raw: bytes, path: Path) -> None:
+    """Refuse containers nested deeper than MAX_NESTING, in one linear pass over structural bytes."""
+    depth, in_string, skip_to = 0, False, -1
+    for match in _STRUCTURE.finditer(raw):
+        position = match.start()
+        if position < skip_to:  # the character after a backslash inside a string
+            continue
+        char = raw[position : position + 1]
+        if in_string:
+            if char == b"\\":
+                skip_to = position + 2
+            elif char == b'"':
+                in_string = False
+        elif char == b'"':
+            in_string = True
+        elif char in b"[{":
+            depth += 1
+            if depth > MAX_NESTING:
+                raise BadInput(f"{path}: header nests JSON deeper than {MAX_NESTING} levels; the file is corrupt")
+        else:
+            depth -= 1
+
+
 def _decode_header(raw: bytes, path: Path) -> dict[str, Any]:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
         raise BadInput(f"{path}: header is not valid UTF-8 (byte {err.start}); not a safetensors file?") from None
+    _check_nesting(raw, path)
     try:
         header = json.loads(text, object_pairs_hook=_no_duplicates)
     except (ValueError, RecursionError) as err:
