@@ -12,7 +12,7 @@ The audit reads storage (models, runs, releases: paginated views) and each run's
   the parent model, and not revoked;
 - **local checkpoints** (with a directory) — each checkpoint directory holds the weights, training
   state and data order committed for the run and step it claims: matched, tampered, missing or
-  uncommitted;
+  uncommitted; and each ``run.json`` holds exactly the records behind the run's provenance digests;
 - **replay** (optional, :mod:`llmchain.replay`) — re-run recorded segments and compare.
 
 Nothing here prints; :class:`AuditReport` is rendered by the CLI and :mod:`llmchain.report`.
@@ -20,9 +20,10 @@ Nothing here prints; :class:`AuditReport` is rendered by the CLI and :mod:`llmch
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from llmchain.digest import DigestDiff, Manifest, diff, digest_path
 from llmchain.errors import BadInput, VerificationFailed
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 
 MATCHED, TAMPERED, MISSING, UNCOMMITTED = "matched", "tampered", "missing", "uncommitted"
 _PAGE = 100  # runs / releases per paged view call
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,16 @@ class LocalCheckpoint:
 
 
 @dataclass(frozen=True)
+class RunRecordMatch:
+    """Whether a local ``run.json`` holds the records behind its run's on-chain provenance digests."""
+
+    run_id: int
+    path: Path
+    mismatched: tuple[str, ...]  # which of config, dataset, code, env do not match (empty: all do)
+    records: dict[str, Any]  # run.json's records, readable (e.g. the training config)
+
+
+@dataclass(frozen=True)
 class AuditReport:
     """Everything an audit found; ``ok`` iff every check passed."""
 
@@ -88,6 +100,7 @@ class AuditReport:
     runs: tuple[RunHistory, ...]
     releases: tuple[Release, ...]
     local: tuple[LocalCheckpoint, ...]
+    run_records: tuple[RunRecordMatch, ...]
     replay: tuple[SegmentReplay, ...]
     checks: tuple[Check, ...]
 
@@ -122,23 +135,25 @@ def audit(
         _lineage_check(lineage),
     ]
     local: tuple[LocalCheckpoint, ...] = ()
+    records: tuple[RunRecordMatch, ...] = ()
     if checkpoints is not None:
         local = match_local(ledger, record, histories, Path(checkpoints))
-        checks.append(_local_check(local))
+        records = match_run_records(histories, Path(checkpoints))
+        checks += [_local_check(local), _records_check(records)]
     segments: tuple[SegmentReplay, ...] = ()
     if replay is not None and checkpoints is not None:
         from llmchain.replay import replay_check, replay_run  # torch loads only for a replay
 
         segments = tuple(s for h in histories if h.problem is None for s in replay_run(h, Path(checkpoints), replay))
         checks.append(replay_check(segments))
-    return AuditReport(record, lineage, histories, releases, local, segments, tuple(checks))
+    return AuditReport(record, lineage, histories, releases, local, records, segments, tuple(checks))
 
 
-def _all(page: object) -> list:  # type: ignore[type-arg]
+def _all(page: Callable[[int], list[T]]) -> list[T]:
     """Every item of a paged view: ``page(offset)`` returns up to _PAGE items."""
-    items: list = []  # type: ignore[type-arg]
+    items: list[T] = []
     while True:
-        batch = page(len(items))  # type: ignore[operator]
+        batch = page(len(items))
         items += batch
         if len(batch) < _PAGE:
             return items
@@ -220,7 +235,10 @@ def _link(ledger: Ledger, model: Model) -> LineageLink:
     relation = lineage.relation.label
     if lineage.checkpoint is None:
         return LineageLink(model, parent, None, None, f"{relation} of {parent.name if parent else '?'}: no parent checkpoint digest recorded")
-    found = ledger.lookup(lineage.checkpoint)
+    try:
+        found = ledger.lookup(lineage.checkpoint)
+    except VerificationFailed as err:  # committed under another digest algorithm
+        return LineageLink(model, parent, None, False, str(err))
     if found is None:
         if parent is None:
             return LineageLink(model, None, None, None, f"{relation} of external weights {lineage.checkpoint} (not on this registry)")
@@ -238,7 +256,10 @@ def _lineage_check(lineage: tuple[LineageLink, ...]) -> Check:
     if bad:
         return Check("lineage", False, "; ".join(bad))
     names = " → ".join(l.model.name for l in lineage)
-    return Check("lineage", True, f"{names}: every parent link verified by digest" if len(lineage) > 1 else f"{names} has no parent")
+    verified = sum(1 for l in lineage if l.verified)
+    unverifiable = [f"{l.model.name}: {l.detail}" for l in lineage if l.verified is None and l.model.parent is not None]
+    detail = f"{names}: {verified} parent link(s) verified by digest"
+    return Check("lineage", True, detail + "".join(f"; not verifiable here: {u}" for u in unverifiable))
 
 
 def match_local(ledger: Ledger, model: Model, histories: tuple[RunHistory, ...], directory: Path) -> tuple[LocalCheckpoint, ...]:
@@ -282,7 +303,7 @@ def _compare(
     if expected is None:
         found = by_digest.get(local.root) or ledger.lookup(Digest(local.algorithm, local.root))
         where = f"; it holds the weights of run {found.run_id} step {found.step}" if found else ""
-        return LocalCheckpoint(UNCOMMITTED, folder, run_id, step, f"run {run_id} step {step} was never committed{where}")
+        return LocalCheckpoint(UNCOMMITTED, folder, run_id, step, f"{model.name} has no committed checkpoint at run {run_id} step {step}{where}")
     if expected.weights_digest.value != local.root:
         other = by_digest.get(local.root)
         if other is not None:
@@ -332,3 +353,38 @@ def _local_check(local: tuple[LocalCheckpoint, ...]) -> Check:
     if tampered:
         return Check("local checkpoints", False, f"{summary}; " + "; ".join(tampered))
     return Check("local checkpoints", True, summary)
+
+
+def match_run_records(histories: tuple[RunHistory, ...], directory: Path) -> tuple[RunRecordMatch, ...]:
+    """Recompute each local run.json's provenance digests and compare them with its run's spec."""
+    from llmchain.data import DATASET_DIGEST_ALGORITHM  # torch loads only for local matching
+    from llmchain.hook import RUN_FILE, RunRecord
+    from llmchain.train import CODE_DIGEST_ALGORITHM, CONFIG_DIGEST_ALGORITHM, ENV_DIGEST_ALGORITHM, record_digest
+
+    runs = {h.run.id: h.run for h in histories}
+    algorithms = {"config": CONFIG_DIGEST_ALGORITHM, "code": CODE_DIGEST_ALGORITHM, "env": ENV_DIGEST_ALGORITHM}
+    matches = []
+    for path in sorted({*directory.glob(RUN_FILE), *directory.glob(f"*/{RUN_FILE}")}):
+        try:
+            local = RunRecord.read(path.parent)
+        except (BadInput, ValueError, TypeError, KeyError):
+            continue  # not a run record this llmchain can read; its checkpoints are matched anyway
+        run = runs.get(local.run_id)  # type: ignore[arg-type]
+        if run is None:
+            continue
+        spec = {"config": run.spec.config_digest, "dataset": run.spec.dataset_digest, "code": run.spec.code_digest, "env": run.spec.env_digest}
+        recomputed = {k: Digest(a, record_digest(a, local.records.get(k, {})).value) for k, a in algorithms.items()}
+        dataset = str(local.records.get("dataset", {}).get("digest", ""))
+        recomputed["dataset"] = Digest(DATASET_DIGEST_ALGORITHM, bytes.fromhex(dataset)) if len(dataset) == 64 else None  # type: ignore[assignment]
+        mismatched = tuple(k for k in ("config", "dataset", "code", "env") if recomputed[k] != spec[k])
+        matches.append(RunRecordMatch(run.id, path, mismatched, local.records))
+    return tuple(matches)
+
+
+def _records_check(records: tuple[RunRecordMatch, ...]) -> Check:
+    bad = [f"{r.path}: {', '.join(r.mismatched)} record(s) differ from run {r.run_id}'s committed digests" for r in records if r.mismatched]
+    if bad:
+        return Check("run records", False, "; ".join(bad))
+    if not records:
+        return Check("run records", True, "no run.json of an audited run found (nothing to compare)")
+    return Check("run records", True, f"{len(records)} run.json file(s) hold exactly the committed config, dataset, code and environment records")

@@ -145,22 +145,26 @@ def lookup(ledger: Any, digest: DigestRef) -> Any:
     return ledger.lookup(_ledger_digest(digest))
 
 
+def ledger_problem(ledger: Any, digest: DigestRef) -> tuple[Any, str | None]:
+    """The ledger's record for these weights and what is wrong with them (None: committed, not revoked)."""
+    from llmchain.records import Status  # noqa: PLC0415
+
+    record = lookup(ledger, digest)
+    if record is None:
+        return None, f"weights {digest.hex[:16]}… are not on the ledger"
+    if record.status == Status.REVOKED:
+        return record, f"weights {digest.hex[:16]}… were revoked on the ledger"
+    return record, None
+
+
 def require_committed(ledger: Any, path: Path) -> tuple[DigestRef, Any]:
     """Digest weights and insist the ledger knows them and has not revoked them (VerificationFailed)."""
     model_digest = digest_path(path)
     digest = DigestRef(model_digest.algorithm, model_digest.root)
-    record = lookup(ledger, digest)
-    if record is None:
-        raise VerificationFailed(f"{path}: weights {digest.hex[:16]}… are not on the ledger; pass --allow-unverified to use them anyway")
-    if _is_revoked(record):
-        raise VerificationFailed(f"{path}: weights {digest.hex[:16]}… were revoked on the ledger; pass --allow-unverified to use them anyway")
+    record, problem = ledger_problem(ledger, digest)
+    if problem is not None:
+        raise VerificationFailed(f"{path}: {problem}")
     return digest, record
-
-
-def _is_revoked(record: Any) -> bool:
-    from llmchain.records import Status  # noqa: PLC0415
-
-    return bool(record.status == Status.REVOKED)
 
 
 def resolve_parent(source: str, relation: str, ledger: Any, runs_root: Path) -> ParentRef:
@@ -172,7 +176,7 @@ def resolve_parent(source: str, relation: str, ledger: Any, runs_root: Path) -> 
     try:
         digest, record = require_committed(ledger, path)
     except VerificationFailed as err:
-        raise BadInput(f"{flag} {source}: {err}".replace("; pass --allow-unverified to use them anyway", "; commit or release them first")) from err
+        raise BadInput(f"{flag} {source}: {err}; only weights committed on the ledger can be parents") from err
     weights, config = load_weights_file(path)
     model = ledger.get_model(record.model_id)
     return ParentRef(relation, source, path, digest, weights, config, model.name, model.id)
@@ -188,14 +192,10 @@ def _parent_path(source: str, flag: str, ledger: Any, runs_root: Path) -> Path:
         raise BadInput(f"{flag} {source}: no such checkpoint file; pass a checkpoint directory, model.safetensors or NAME@LABEL")
     name, label = source.rsplit("@", 1)
     wanted = ledger.get_release(name, label).checkpoint.weights_digest.value
-    for info in _local_checkpoints(runs_root):
+    for info in (c for run_dir in find_runs(runs_root) for c in list_checkpoints(run_dir)):
         if info.weights.value == wanted:
             return info.weights_path
     raise BadInput(f"{flag} {source}: released weights {wanted.hex()[:16]}… are not under {runs_root}; pass the checkpoint path")
-
-
-def _local_checkpoints(root: Path) -> list[CheckpointInfo]:
-    return [info for run_dir in sorted(root.glob("**/" + RUN_FILE)) for info in list_checkpoints(run_dir.parent)]
 
 
 def _ensure_model(ledger: Any, name: str, card: dict[str, Any], parent: ParentRef | None) -> Any:
@@ -222,6 +222,8 @@ def _ensure_model(ledger: Any, name: str, card: dict[str, Any], parent: ParentRe
 class LedgerHook:
     """One run directory's link to the ledger; create with ``start`` or ``resume``."""
 
+    slow_after_s = SLOW_COMMIT_S  # a commit in flight longer than this is reported via on_progress
+
     def __init__(self, run_dir: Path, run: RunRecord, ledger: Any, on_progress: ProgressFn | None) -> None:
         self.run_dir = run_dir
         self.run = run
@@ -229,6 +231,7 @@ class LedgerHook:
         self.outbox = Outbox(run_dir)
         self._emit = on_progress or (lambda _p: None)
         self._committer: _Committer | None = None  # started by the first checkpoint
+        self.blocking_s = 0.0  # time the caller's thread spent waiting on the ledger
 
     @classmethod
     def start(
@@ -243,7 +246,11 @@ class LedgerHook:
     ) -> LedgerHook:
         """Open a run on-chain (registering the model if new) and claim ``run_dir`` for it."""
         RunRecord.check_free(run_dir)
-        records = {"code": code_record(), "env": env_record(torch.device("cpu"), 1), **records}
+        records = dict(records)
+        if "code" not in records:
+            records["code"] = code_record()
+        if "env" not in records:
+            records["env"] = env_record(torch.device("cpu"), 1)
         if "config" not in records or "digest" not in records.get("dataset", {}):
             raise BadInput("records need 'config' and 'dataset' (with the dataset 'digest', see llmchain.data.dataset_digest)")
         digests = {
@@ -252,7 +259,7 @@ class LedgerHook:
             "code": record_digest(CODE_DIGEST_ALGORITHM, records["code"]),
             "env": record_digest(ENV_DIGEST_ALGORITHM, records["env"]),
         }
-        run_id = None
+        run_id, started = None, time.perf_counter()
         if ledger is not None:
             card = {"name": model_name, "model": records["config"].get("model")}
             model = _ensure_model(ledger, model_name, card, parent)
@@ -260,15 +267,31 @@ class LedgerHook:
         run = RunRecord(model_name, run_id, records, digests, parent.to_json() if parent else None)
         run_dir.mkdir(parents=True, exist_ok=True)
         run.write(run_dir)
-        return cls(run_dir, run, ledger, on_progress)
+        hook = cls(run_dir, run, ledger, on_progress)
+        hook.blocking_s = time.perf_counter() - started
+        return hook
 
     @classmethod
     def resume(cls, run_dir: Path, *, ledger: Any, on_progress: ProgressFn | None = None) -> LedgerHook:
         """Re-attach to the run in ``run_dir`` and commit what a crash left pending."""
+        started = time.perf_counter()
         hook = cls(run_dir, RunRecord.read(run_dir), ledger, on_progress)
+        hook.check_ledger()
         remove_partial(run_dir)
         hook.sync()
+        hook.blocking_s = time.perf_counter() - started
         return hook
+
+    def check_ledger(self) -> None:
+        """Refuse a ledger on which this directory's run id names some other run."""
+        if self.ledger is None or self.run.run_id is None:
+            return
+        try:
+            spec = self.ledger.get_run(self.run.run_id).spec
+        except LLMChainError as err:
+            raise BadInput(f"run {self.run.run_id} of {self.run_dir} is not on this ledger ({err}); connect to the ledger it was started on") from err
+        if spec.config_digest.value != self.run.digests["config"].value or spec.dataset_digest.value != self.run.digests["dataset"].value:
+            raise BadInput(f"run {self.run.run_id} on this ledger is not the run in {self.run_dir}; connect to the ledger it was started on (--ledger / --rpc-url)")
 
     def checkpoint(
         self,
@@ -314,12 +337,24 @@ class LedgerHook:
         for entry in pending:
             check_files(entry.info())
         done = commit_entries(self, pending)
-        for entry in done:
-            self._emit(Progress("recovered", entry.step, message=f"committed pending checkpoint {entry.checkpoint.name}"))
-        return done
+        for entry, note in done:
+            self._emit(Progress("recovered", entry.step, message=f"{note} (was pending)"))
+        return [entry for entry, _ in done]
 
     def close(self, *, finished: bool) -> None:
         """Wait for outstanding commits; when ``finished``, close the run on-chain."""
+        started = time.perf_counter()
+        try:
+            self._finish(finished)
+        finally:
+            self.blocking_s += time.perf_counter() - started
+
+    @property
+    def background_s(self) -> float:
+        """Time the background committer spent on the ledger (it competes with training for CPU)."""
+        return self._committer.busy_s if self._committer is not None else 0.0
+
+    def _finish(self, finished: bool) -> None:
         if self._committer is not None:
             self._committer.drain()
             if self._committer.error is not None:
@@ -350,37 +385,42 @@ def _start_run(ledger: Any, model: Any, digests: dict[str, DigestRef], parent: P
     return int(ledger.start_run(model.id, spec).id)
 
 
-def commit_entries(hook: LedgerHook, entries: list[OutboxEntry]) -> list[OutboxEntry]:
-    """Commit journal entries in step order, in one transaction when there are several.
+def commit_entries(hook: LedgerHook, entries: list[OutboxEntry]) -> list[tuple[OutboxEntry, str]]:
+    """Commit journal entries in step order, up to 256 per transaction; returns (entry, message) pairs.
 
-    Entries whose weights the ledger already holds (a crash after the transaction but before the
-    journal write) are marked committed without sending anything.
+    Weights the ledger already holds are marked committed without a transaction: either this run
+    committed them before a crash could journal it, or an identical earlier run (same seed, config
+    and data give the same weights) did, and the ledger keeps each digest once.
     """
     from llmchain.records import CheckpointSpec  # noqa: PLC0415
 
     done, todo = [], []
     for entry in entries:
         known = lookup(hook.ledger, entry.weights)
-        if known is not None:
-            done.append(hook.outbox.mark_committed(entry, {"already_on_ledger": True}))
-        else:
+        if known is None:
             todo.append(entry)
-    specs = []
-    for entry in todo:
-        info = entry.info()
-        specs.append(CheckpointSpec(
-            step=info.step,
-            weights_digest=_ledger_digest(info.weights),
-            state_digest=_ledger_digest(info.state),
-            data_digest=_optional_digest(info.data),
-            val_loss=info.val_loss,
-        ))
-    if len(specs) == 1:
-        hook.ledger.commit_checkpoint(hook.run.run_id, specs[0])
-    elif specs:
-        hook.ledger.commit_checkpoints(hook.run.run_id, specs)
-    done += [hook.outbox.mark_committed(entry, {"committed_at": time.time()}) for entry in todo]
-    return sorted(done, key=lambda e: e.step)
+            continue
+        receipt = {"run_id": known.run_id, "step": known.step, "block": known.block_number}
+        note = (f"{entry.checkpoint.name} was already committed" if known.run_id == hook.run.run_id else
+                f"{entry.checkpoint.name}: identical weights already committed by run {known.run_id} at step {known.step}; not committed again")
+        done.append((hook.outbox.mark_committed(entry, receipt), note))
+    for first in range(0, len(todo), 256):
+        chunk = todo[first : first + 256]
+        specs = [_spec(entry.info(), CheckpointSpec) for entry in chunk]
+        for entry, cp in zip(chunk, hook.ledger.commit_checkpoints(hook.run.run_id, specs)):
+            receipt = {"run_id": cp.run_id, "step": cp.step, "index": cp.index, "block": cp.block_number}
+            done.append((hook.outbox.mark_committed(entry, receipt), f"committed {entry.checkpoint.name}"))
+    return sorted(done, key=lambda pair: pair[0].step)
+
+
+def _spec(info: CheckpointInfo, spec_type: Any) -> Any:
+    return spec_type(
+        step=info.step,
+        weights_digest=_ledger_digest(info.weights),
+        state_digest=_ledger_digest(info.state),
+        data_digest=_optional_digest(info.data),
+        val_loss=info.val_loss,
+    )
 
 
 class _Committer:
@@ -393,6 +433,7 @@ class _Committer:
         self._reported = 0.0
         self._stop = threading.Event()
         self.error: LLMChainError | None = None
+        self.busy_s = 0.0
         self._thread = threading.Thread(target=self._run, name="llmchain-committer", daemon=True)
         self._thread.start()
 
@@ -413,22 +454,23 @@ class _Committer:
                 batch.append(more)
             if self.error is not None:
                 continue  # stays pending in the outbox; close() reports the error
-            self._busy = (time.monotonic(), batch[-1].step)
+            self._busy, self._reported = (time.monotonic(), batch[-1].step), 0.0
             try:
-                for entry in commit_entries(self._hook, batch):
-                    self._hook._emit(Progress("commit", entry.step, message=f"committed {entry.checkpoint.name}"))
+                for entry, note in commit_entries(self._hook, batch):
+                    self._hook._emit(Progress("commit", entry.step, message=note))
             except LLMChainError as err:
                 self.error = err
                 self._hook._emit(Progress("ledger_error", batch[-1].step, message=str(err)))
             finally:
+                self.busy_s += time.monotonic() - self._busy[0]
                 self._busy = None
 
     def report_if_slow(self) -> None:
         busy = self._busy
         if busy is None:
             return
-        waited = time.monotonic() - busy[0]
-        if waited >= SLOW_COMMIT_S and waited - self._reported >= SLOW_COMMIT_S:
+        waited, limit = time.monotonic() - busy[0], self._hook.slow_after_s
+        if waited >= limit and waited - self._reported >= limit:
             self._reported = waited
             self._hook._emit(Progress("ledger_slow", busy[1], message=f"commit of step {busy[1]} in flight for {waited:.0f}s; training continues, the outbox keeps it"))
 
@@ -445,4 +487,16 @@ class _Committer:
     def stop(self) -> None:
         self._stop.set()
         self._queue.put(None)
-        self._thread.join(timeout=SLOW_COMMIT_S)
+        self._thread.join(timeout=self._hook.slow_after_s)
+
+
+def sync_run(run_dir: Path, ledger: Any, on_progress: ProgressFn | None = None) -> list[OutboxEntry]:
+    """Commit whatever the outbox of ``run_dir`` still holds (``llmchain sync``); returns what was committed."""
+    hook = LedgerHook(run_dir, RunRecord.read(run_dir), ledger, on_progress)
+    hook.check_ledger()
+    return hook.sync()
+
+
+def find_runs(root: Path) -> list[Path]:
+    """Run directories (those with a run.json) under ``root``."""
+    return sorted(p.parent for p in root.glob(f"**/{RUN_FILE}"))

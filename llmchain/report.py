@@ -3,8 +3,9 @@
 The report is for a person who was asked "where did this model come from?": a verdict first (every
 check, passed or failed, with its detail), then the lineage graph, runs and their provenance digests,
 the loss curve and checkpoint timeline, releases, local files and replay results. Figures are drawn
-with matplotlib's Agg backend, so no display is needed; the Markdown refers to them by relative path
-so the directory can be moved or attached as a whole.
+on matplotlib Figures with an explicit Agg canvas (no pyplot, no global backend switch), so no
+display is needed and an importing notebook keeps its own backend. The Markdown refers to the
+figures by relative path, so the directory can be moved or attached as a whole.
 """
 
 from __future__ import annotations
@@ -16,15 +17,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
-import matplotlib
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
-from matplotlib.figure import Figure  # noqa: E402
-
-from llmchain.errors import BadInput  # noqa: E402
-
-from llmchain.records import Digest, Status  # noqa: E402
+from llmchain.errors import BadInput
+from llmchain.records import Digest, Status
 
 if TYPE_CHECKING:
     from llmchain.audit import AuditReport, LineageLink, RunHistory
@@ -55,7 +52,8 @@ def write_report(audit: AuditReport, out_dir: Path) -> Path:
 
 def plot_loss_curve(runs: Sequence[RunHistory], path: Path) -> None:
     """Validation loss against step, one line per run; revoked checkpoints are marked with a red x."""
-    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
+    fig = Figure(figsize=(7, 4), dpi=100)
+    ax = fig.subplots()
     plotted = False
     for history in runs:
         points = [(c.step, c.val_loss) for c in history.checkpoints if c.val_loss is not None]
@@ -84,7 +82,8 @@ def plot_lineage(lineage: Sequence[LineageLink], path: Path) -> None:
     model; a red edge failed that check; a grey one could not be checked (external parent weights).
     """
     names = [link.model.name for link in lineage]
-    fig, ax = plt.subplots(figsize=(6, max(2.0, 1.4 * len(names))), dpi=100)
+    fig = Figure(figsize=(6, max(2.0, 1.4 * len(names))), dpi=100)
+    ax = fig.subplots()
     for row, link in enumerate(lineage):
         y = -row
         if link.model.parent is not None:
@@ -140,6 +139,7 @@ def render_markdown(audit: AuditReport) -> str:
              for h in audit.runs],
         ),
         "",
+        *_run_records(audit),
         "## Checkpoint timeline",
         "",
         f"![validation loss]({LOSS_CURVE_NAME})",
@@ -180,6 +180,18 @@ def render_markdown(audit: AuditReport) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _run_records(audit: AuditReport) -> list[str]:
+    """What each local run.json says the committed config was (when its digests match)."""
+    lines = [""]
+    for match in audit.run_records:
+        verdict = "matches" if not match.mismatched else f"**does not match** ({', '.join(match.mismatched)})"
+        lines += [f"Run {match.run_id}: `{match.path}` {verdict} the committed provenance digests.", ""]
+        train = match.records.get("config", {}).get("train")
+        if isinstance(train, dict):
+            lines += ["Training config: " + ", ".join(f"`{k}={v}`" for k, v in sorted(train.items())), ""]
+    return lines
+
+
 def _number(value: float | None) -> str:
     return "—" if value is None else f"{value:.3g}"
 
@@ -213,10 +225,8 @@ def _time(timestamp: int) -> str:
 
 
 def _save_figure(fig: Figure, path: Path) -> None:
-    try:
-        _atomic_write(path, lambda handle: fig.savefig(handle, format="png", bbox_inches="tight"))
-    finally:
-        plt.close(fig)
+    FigureCanvasAgg(fig)
+    _atomic_write(path, lambda handle: fig.savefig(handle, format="png", bbox_inches="tight"))
 
 
 def _atomic_write(path: Path, write: Callable[[IO[bytes]], object]) -> None:

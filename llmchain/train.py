@@ -29,8 +29,9 @@ from torch.nn import functional as F
 
 import llmchain
 from llmchain.checkpoint import CheckpointInfo, DigestRef, canonical_json, load_state, load_weights_file
-from llmchain.data import SAMPLER, Dataset, Segment, batch_offsets, load_dataset
-from llmchain.errors import BadInput
+from llmchain.data import SAMPLER, ByteTokenizer, Dataset, Segment, batch_offsets, load_dataset
+from llmchain.digest import digest_path
+from llmchain.errors import BadInput, VerificationFailed
 from llmchain.model import GPT, GPTConfig, load_weights, weights_of
 
 STATE_FORMAT = "llmchain.train-state.v1"
@@ -395,9 +396,23 @@ class TrainResult:
     val_losses: list[tuple[int, float]]  # (step, loss) of every evaluation, including the first
     tokens_per_s: float
     wall_s: float
+    committed: int  # checkpoints of this run confirmed on the ledger
+    pending: int  # checkpoints still waiting in the outbox (``llmchain sync`` commits them)
+    ledger_blocking_s: float  # the loop waited this long for the ledger (open run, drain, finish)
+    ledger_background_s: float  # the background committer was busy this long (overlaps training)
 
 
 DEFAULT_MODEL = "llmchain/tiny-gpt"
+
+
+def default_run_dir(model_name: str, *, resume: bool, root: Path = Path("runs")) -> Path:
+    """``runs/<last part of the name>``, numbered ``-2``, ``-3``… when taken; on resume the newest one."""
+    base = root / model_name.rsplit("/", 1)[-1]
+    taken = [base] + [base.with_name(f"{base.name}-{n}") for n in range(2, 1000)]
+    owned = [d for d in taken if (d / "run.json").exists()]
+    if resume:
+        return owned[-1] if owned else base
+    return next(d for d in taken if not (d / "run.json").exists() and not any(d.glob("ckpt-*")))
 
 
 def resolve_device(name: str | None) -> torch.device:
@@ -441,11 +456,12 @@ def train(request: TrainRequest, *, ledger: Any = None, on_progress: ProgressFn 
         if not request.resume:
             RunRecord.check_free(request.run_dir)
         config = _resolve_config(request, stored)
-        dataset = load_dataset(request.data)
+        dataset = load_dataset(request.data or _recorded_data(stored))
         if stored is not None and stored.dataset_digest != dataset.digest_hex:
             raise BadInput(f"--resume: the data differs from the run's dataset ({dataset.source}); pass the same --data")
         parent = resolve_parent(request.init_from, "fine-tune", ledger, request.runs_root) if request.init_from else None
-        teacher_ref = resolve_parent(request.distill_from, "distill", ledger, request.runs_root) if request.distill_from else None
+        teacher_source = request.distill_from or _recorded_teacher(stored)
+        teacher_ref = resolve_parent(teacher_source, "distill", ledger, request.runs_root) if teacher_source else None
         if parent is not None:
             config = _adopt_architecture(config, parent.model_config)
         config.validate()
@@ -462,8 +478,9 @@ def train(request: TrainRequest, *, ledger: Any = None, on_progress: ProgressFn 
         if stored is not None:
             start = _restore(request.run_dir, stepper)
         hook = None
-        if ddp.is_main:
-            name = request.model_name or (stored.model if stored else _default_name(parent or teacher_ref))
+        if ddp.is_main and stored is not None:
+            hook = LedgerHook.resume(request.run_dir, ledger=ledger, on_progress=emit)
+        elif ddp.is_main:
             records = {
                 "config": config_record(config, model_config),
                 "dataset": {"source": dataset.source, "digest": dataset.digest_hex, "spec": dataset.spec,
@@ -471,12 +488,9 @@ def train(request: TrainRequest, *, ledger: Any = None, on_progress: ProgressFn 
                 "code": code_record(),
                 "env": env_record(device, ddp.world_size),
             }
-            hook = (
-                LedgerHook.resume(request.run_dir, ledger=ledger, on_progress=emit)
-                if stored is not None
-                else LedgerHook.start(request.run_dir, ledger=ledger, model_name=name, records=records,
-                                      parent=parent or teacher_ref, on_progress=emit)
-            )
+            name = request.model_name or _default_name(parent or teacher_ref)
+            hook = LedgerHook.start(request.run_dir, ledger=ledger, model_name=name, records=records,
+                                    parent=parent or teacher_ref, on_progress=emit)
         result = _loop(stepper, dataset, start, hook, emit, ddp)
         if ddp.world_size > 1:
             dist.barrier()  # rank 0 may still be checkpointing; tearing gloo down early aborts the others
@@ -495,6 +509,18 @@ def _resolve_config(request: TrainRequest, stored: Any) -> TrainConfig:
     if request.config is not None and request.config != config:
         raise BadInput(f"--resume continues {request.run_dir} with its recorded config; drop the config flags or choose another --out")
     return config
+
+
+def _recorded_teacher(stored: Any) -> str | None:
+    """On --resume of a distillation: the teacher the run recorded (verified again before use)."""
+    parent = stored.parent if stored is not None else None
+    return str(parent["source"]) if parent and parent["relation"] == "distill" else None
+
+
+def _recorded_data(stored: Any) -> Path | None:
+    """On --resume without --data: the corpus the run recorded (None: the standard library)."""
+    source = str(stored.records["dataset"]["source"]) if stored is not None else "stdlib:"
+    return None if source.startswith("stdlib:") else Path(source)
 
 
 def _adopt_architecture(config: TrainConfig, parent: dict[str, Any]) -> TrainConfig:
@@ -579,6 +605,7 @@ def _loop(stepper: Stepper, dataset: Dataset, start: int, hook: Any, emit: Progr
         raise
     if hook is not None:
         hook.close(finished=True)
+    entries = hook.outbox.entries() if hook is not None else []
     return TrainResult(
         run_dir=hook.run_dir if hook is not None else Path("."),
         model_name=hook.run.model if hook is not None else "",
@@ -587,6 +614,10 @@ def _loop(stepper: Stepper, dataset: Dataset, start: int, hook: Any, emit: Progr
         val_losses=val_losses,
         tokens_per_s=tokens_per_step * (c.max_steps - start) / step_time if step_time else 0.0,
         wall_s=time.perf_counter() - wall0,
+        committed=sum(e.state == "committed" for e in entries),
+        pending=sum(e.state == "pending" for e in entries),
+        ledger_blocking_s=hook.blocking_s if hook is not None else 0.0,
+        ledger_background_s=hook.background_s if hook is not None else 0.0,
     )
 
 
@@ -594,7 +625,8 @@ def _checkpoint(
     stepper: Stepper, hook: Any, dataset: Dataset, step: int, offsets: np.ndarray, val: float, loss: float
 ) -> CheckpointInfo:
     segment = Segment(step - len(offsets), step, stepper.config.block_size, dataset.digest, offsets)
-    tensors, meta = stepper.state(step, {"dataset_digest": dataset.digest_hex})
+    env = env_record(stepper.device, stepper.dist.world_size)  # per checkpoint: a resume may change it
+    tensors, meta = stepper.state(step, {"dataset_digest": dataset.digest_hex, "env": env})
     return hook.checkpoint(  # type: ignore[no-any-return]
         step,
         weights=weights_of(stepper.model),
@@ -633,3 +665,52 @@ def replay(checkpoint_dir: Path, segment: Segment, dataset: Dataset, *, device: 
     for i, offsets in enumerate(segment.offsets):
         stepper.step(segment.start_step + i, offsets)
     return {k: v.detach().cpu() for k, v in weights_of(model).items()}
+
+
+# --- sampling -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Generation:
+    text: str  # the prompt and its continuation
+    weights: DigestRef
+    ledger_record: Any  # records.Checkpoint the weights were verified against; None if unverified
+    warning: str | None  # why the weights are unverified (only with allow_unverified)
+
+
+def generate(
+    checkpoint: Path,
+    prompt: str,
+    *,
+    ledger: Any,
+    allow_unverified: bool = False,
+    max_new_tokens: int = 200,
+    temperature: float = 0.8,
+    top_k: int | None = 40,
+    seed: int = 0,
+) -> Generation:
+    """Sample a continuation of ``prompt`` after verifying the weights against the ledger.
+
+    Unknown or revoked weights raise VerificationFailed unless ``allow_unverified``, in which
+    case the reason comes back in ``warning``.
+    """
+    from llmchain.hook import ledger_problem  # noqa: PLC0415 - hook imports this module
+
+    path = checkpoint / "model.safetensors" if checkpoint.is_dir() else checkpoint
+    if not path.is_file():
+        raise BadInput(f"--checkpoint {checkpoint}: no such file; pass a checkpoint directory or its model.safetensors")
+    weights, config = load_weights_file(path)
+    file_digest = digest_path(path)
+    digest = DigestRef(file_digest.algorithm, file_digest.root)
+    record, problem = ledger_problem(ledger, digest)
+    if problem is not None and not allow_unverified:
+        raise VerificationFailed(f"{path}: {problem}; pass --allow-unverified to sample anyway")
+    model = GPT(GPTConfig.from_dict(config))
+    load_weights(model, weights)
+    model.eval()
+    tokenizer = ByteTokenizer()
+    out = model.generate(
+        torch.tensor([tokenizer.encode(prompt) or [tokenizer.eot]], dtype=torch.long), max_new_tokens,
+        temperature=temperature, top_k=top_k, generator=torch.Generator().manual_seed(seed),
+    )
+    return Generation(tokenizer.decode(out[0].tolist()), digest, None if problem else record, problem)

@@ -6,6 +6,7 @@ Three questions, three functions:
   (``name@version`` or ``RUN:STEP``), are they exactly that entry? On a mismatch the result names
   the tensors that changed, are missing or are extra, from a manifest whose Merkle root equals the
   committed digest (so a manifest is only believed when the ledger vouches for it).
+  :func:`verify_digest` is its ledger half, for a caller that already holds the digest.
 - :func:`verify_tensor` — is this one tensor part of committed weights? Hashes that tensor only and
   checks its Merkle inclusion proof against the on-chain root, in Python and with the contract's
   ``verifyTensorProof`` view.
@@ -37,7 +38,7 @@ from llmchain.digest import (
 )
 from llmchain.errors import BadInput, ContractRevert, VerificationFailed
 from llmchain.ledger import Ledger
-from llmchain.records import Checkpoint, Digest, Model, Release, Run, Status
+from llmchain.records import Checkpoint, Digest, Model, Release, Run, Status, label_from_chain
 
 _RUN_STEP = re.compile(r"(\d+):(\d+)")
 # File names of a training checkpoint directory (llmchain.checkpoint); repeated here because that
@@ -45,6 +46,7 @@ _RUN_STEP = re.compile(r"(\d+):(\d+)")
 INFO_FILE = "checkpoint.json"
 WEIGHTS_FILE = "model.safetensors"
 MANIFEST_FILE = "manifest.json"
+_RELEASE_PAGE = 100  # releases per releasesOf call
 
 
 @dataclass(frozen=True)
@@ -170,41 +172,65 @@ def verify_weights(
     """
     path = weights_file(Path(path))
     local = digest_path(path, progress=progress)
-    local_digest = Digest(local.algorithm, local.root)
+    return verify_digest(ledger, local, path, expect=expect, model=model, reference=reference)
+
+
+def verify_digest(
+    ledger: Ledger,
+    local: ModelDigest,
+    path: Path,
+    *,
+    expect: str | None = None,
+    model: str | None = None,
+    reference: Path | None = None,
+) -> VerifyResult:
+    """The ledger half of :func:`verify_weights`, for weights at ``path`` already digested as ``local``."""
+    digest = Digest(local.algorithm, local.root)
     expectation = parse_expect(expect) if expect is not None else None
     expected = resolve_expected(ledger, expectation) if expectation is not None else None
     problems: list[str] = []
     warnings: list[str] = []
-    checkpoint = _lookup(ledger, local_digest, problems)
+    checkpoint = _lookup(ledger, digest, problems)
     owner = ledger.get_model(checkpoint.model_id) if checkpoint else None
-    run = ledger.get_run(checkpoint.run_id) if checkpoint else None
-    releases = _releases_naming(ledger, checkpoint) if checkpoint else ()
+    releases = _releases_naming(ledger, checkpoint, owner) if checkpoint and owner else ()
     if checkpoint is not None:
         _status_problems(checkpoint, releases, problems, warnings)
         _claim_problems(path, checkpoint, problems)
     if model is not None and (owner is None or owner.id != ledger.model_id(model)):
         problems.append(f"the weights are not a checkpoint of model {model}" + (f" (they belong to {owner.name})" if owner else ""))
     if expectation is not None and expected is not None:
-        _expectation_problems(ledger, expectation, expected, local_digest, checkpoint, problems)
-    target = expected if expected is not None else checkpoint
-    mismatch = (expected is not None and expected.weights_digest.value != local.root) or checkpoint is None
-    found = _explain(local, path, reference, target, ledger) if mismatch else None
-    if checkpoint is None and found is not None and target is None:
-        problems.append(f"a manifest beside the file says these weights should be {found[2]}")
+        _expectation_problems(ledger, expectation, expected, digest, checkpoint, problems)
+    explained = _explain_mismatch(ledger, local, path, reference, expected, checkpoint, problems)
     return VerifyResult(
         path=path,
-        digest=local_digest,
+        digest=digest,
         tensors=len(local.tensors),
         checkpoint=checkpoint,
         model=owner,
-        run=run,
+        run=ledger.get_run(checkpoint.run_id) if checkpoint else None,
         releases=releases,
         expected=expected,
-        diff=found[0] if found else None,
-        diff_source=found[1] if found else None,
+        diff=explained[0] if explained else None,
+        diff_source=explained[1] if explained else None,
         problems=tuple(problems),
         warnings=tuple(warnings),
     )
+
+
+def _explain_mismatch(
+    ledger: Ledger, local: ModelDigest, path: Path, reference: Path | None, expected: Checkpoint | None,
+    checkpoint: Checkpoint | None, problems: list[str],
+) -> tuple[DigestDiff, str] | None:
+    """When the weights are unknown or not the expected ones, name the tensors that differ."""
+    if checkpoint is not None and (expected is None or expected.weights_digest.value == local.root):
+        return None
+    found = _explain(local, path, reference, expected, ledger)
+    if found is None:
+        return None
+    changes, source, committed = found
+    if expected is None:
+        problems.append(f"a manifest beside the file says these weights should be {committed}")
+    return changes, source
 
 
 def verify_tensor(
@@ -224,28 +250,16 @@ def verify_tensor(
     path = weights_file(Path(path))
     document, source = _manifest_for(path, manifest)
     problems: list[str] = []
-    if expect is not None:
-        checkpoint: Checkpoint | None = resolve_expected(ledger, parse_expect(expect))
-        assert checkpoint is not None
-        root = checkpoint.weights_digest
-    else:
-        root = Digest(document.digest.algorithm, document.digest.root)
-        checkpoint = _lookup(ledger, root, problems)
-        if checkpoint is None:
-            problems.append(f"the manifest {source} describes weights {root.value.hex()[:16]}… that are not on the ledger")
-    if checkpoint is not None:
-        _status_problems(checkpoint, (), problems, [])
-    if document.digest.root != root.value:
-        raise BadInput(f"{source} is not the manifest of {root}; pass --manifest with the committed checkpoint's manifest")
+    root, checkpoint = _committed_root(ledger, document, source, expect, problems)
     names = {leaf.name for leaf in document.digest.tensors}
     if tensor not in names:
         problems.append(f"tensor {tensor!r} is not part of the committed weights (extra)")
         return TensorResult(path, tensor, None, root, checkpoint, None, False, False, source, tuple(problems))
     try:
-        leaf: TensorLeaf | None = digest_tensor(path, tensor)
-    except BadInput:
-        leaf = None
-    if leaf is None:
+        leaf = digest_tensor(path, tensor)
+    except BadInput as err:
+        if f"no tensor named {tensor!r}" not in str(err):
+            raise  # an unreadable file is bad input, not a missing tensor
         problems.append(f"tensor {tensor!r} is committed but missing from {path}")
         return TensorResult(path, tensor, None, root, checkpoint, None, False, False, source, tuple(problems))
     proof = prove(document.digest, tensor)
@@ -257,6 +271,28 @@ def verify_tensor(
         fields = [f for f in ("dtype", "shape", "nbytes", "data_hash") if getattr(committed, f) != getattr(leaf, f)]
         problems.append(f"tensor {tensor!r} differs from the committed one ({', '.join(fields) or 'leaf'} changed)")
     return TensorResult(path, tensor, leaf, root, checkpoint, proof, proof_ok, onchain_ok, source, tuple(problems))
+
+
+def _committed_root(
+    ledger: Ledger, document: Manifest, source: Path, expect: str | None, problems: list[str]
+) -> tuple[Digest, Checkpoint | None]:
+    """The on-chain weights digest a tensor proof is checked against, and its checkpoint record.
+
+    With ``expect`` it is that entry's digest; without, the manifest's own root, which the ledger
+    must know. Either way the manifest must have exactly that root, or its sibling hashes prove nothing.
+    """
+    checkpoint: Checkpoint | None
+    if expect is not None:
+        checkpoint = resolve_expected(ledger, parse_expect(expect))
+        root = checkpoint.weights_digest
+    else:
+        root = Digest(document.digest.algorithm, document.digest.root)
+        checkpoint = _lookup(ledger, root, problems)
+    if checkpoint is not None:
+        _status_problems(checkpoint, (), problems, [])
+    if document.digest.root != root.value:
+        raise BadInput(f"{source} is not the manifest of {root}; pass --manifest with the committed checkpoint's manifest")
+    return root, checkpoint
 
 
 def _lookup(ledger: Ledger, digest: Digest, problems: list[str]) -> Checkpoint | None:
@@ -296,16 +332,21 @@ def _claim_problems(path: Path, checkpoint: Checkpoint, problems: list[str]) -> 
         )
 
 
-def _releases_naming(ledger: Ledger, checkpoint: Checkpoint) -> tuple[Release, ...]:
-    """Every release of the checkpoint's model whose label points at these weights."""
-    found: list[Release] = []
-    offset, page = 0, 100
-    while True:
-        batch = ledger.list_releases(checkpoint.model_id, offset, page)
-        found += [r for r in batch if r.checkpoint.weights_digest.value == checkpoint.weights_digest.value]
-        if len(batch) < page:
-            return tuple(found)
-        offset += page
+def _releases_naming(ledger: Ledger, checkpoint: Checkpoint, model: Model) -> tuple[Release, ...]:
+    """Every release of ``model`` whose label names these weights.
+
+    Adapter over the registry's ``releasesOf`` view: ``Ledger.list_releases`` resolves every
+    release's checkpoint (a log read each), which on a model with many releases costs more than the
+    rest of a verification; here only the releases naming these weights are resolved.
+    """
+    if model.release_count == 0:
+        return ()
+    view = ledger.conn.registry.functions.releasesOf
+    labels: list[str] = []
+    for offset in range(0, model.release_count, _RELEASE_PAGE):
+        page = ledger.conn.call(view(model.id, offset, _RELEASE_PAGE))
+        labels += [label_from_chain(raw[0]) for raw in page if bytes(raw[1]) == checkpoint.weights_digest.value]
+    return tuple(ledger.get_release(model.id, label) for label in labels)
 
 
 def _status_problems(checkpoint: Checkpoint, releases: tuple[Release, ...], problems: list[str], warnings: list[str]) -> None:

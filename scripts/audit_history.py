@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Audit a model's training history against the ledger with the library, in about thirty lines.
 
-    python3 dev.py run python scripts/audit_history.py llmchain/tiny-gpt [--checkpoints runs/tiny] [--replay] [--report DIR] [--ledger DIR]
+    python3 dev.py run python scripts/audit_history.py llmchain/tiny-gpt [--checkpoints runs/tiny-gpt] [--replay] [--report DIR] [--ledger DIR]
 
 Reconstructs lineage, runs, the checkpoint timeline and releases; checks each run's hash chain,
 step order, releases and parent links; with --checkpoints matches local files (and with --replay

@@ -27,6 +27,7 @@ from typing import Any
 from eth_tester import EthereumTester
 from eth_tester.backends.pyevm.main import PyEVMBackend
 from web3 import EthereumTesterProvider, Web3
+from web3.types import RPCEndpoint
 
 from llmchain.artifacts import load_artifact
 from llmchain.chain import Connection, connect
@@ -128,7 +129,7 @@ def main() -> None:
         )
         stock_view = _median_ms(100, lambda: stock.functions.checkpointOf(_digest(7)[1]).call())
 
-        conn.w3.provider.make_request("evm_mine", [args.blocks])  # type: ignore[attr-defined]
+        conn.w3.provider.make_request(RPCEndpoint("evm_mine"), [args.blocks])
         conn.transact(fns.commitCheckpoint(run, _checkpoint(args.commits)))
         head = conn.w3.eth.block_number
         early = (5, 14)  # ten blocks of commits, ~head blocks back

@@ -6,7 +6,9 @@
 Measures, on a fresh persistent ledger in a temp dir, in one run:
 - single checkpoint commits per second (one transaction, one block, persisted each);
 - digest lookup latency (one view call plus the one block's log);
-- listing every checkpoint of a run with N checkpoints (built with batch commits), hash chain checked.
+- listing every checkpoint of a run with N checkpoints, hash chain checked, twice: a run committed
+  one checkpoint per transaction (N blocks to read: what ``llmchain train`` does, the slow case) and
+  a run built with batch commits (a handful of blocks).
 Each figure is printed beside its target and as a ratio (target met when the ratio is >= 1.0).
 """
 
@@ -42,6 +44,17 @@ def _open_run(ledger: Ledger, name: str) -> int:
     return ledger.start_run(name, RunSpec(config, dataset, code, env)).id
 
 
+def _time_listing(ledger: Ledger, run_id: int, count: int) -> float:
+    """Median of three full listings (the machine is shared and noisy)."""
+    times = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        listed = ledger.list_checkpoints(run_id)
+        times.append(time.perf_counter() - t0)
+        assert len(listed) == count and [c.index for c in listed] == list(range(count))
+    return statistics.median(times)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--commits", type=int, default=200, help="single commits to time")
@@ -64,19 +77,22 @@ def main() -> None:
             assert found is not None and found.step == n + 1
         lookup_ms = statistics.median(lookups)
 
-        big = _open_run(ledger, "bench/list")
-        offset = 10**6
+        singles = _open_run(ledger, "bench/list-singles")
+        for n in range(args.list):
+            ledger.commit_checkpoint(singles, _spec(10**6 + n))
+        list_singles_s = _time_listing(ledger, singles, args.list)
+
+        batched = _open_run(ledger, "bench/list-batched")
+        offset = 2 * 10**6
         for first in range(0, args.list, MAX_BATCH):
-            ledger.commit_checkpoints(big, [_spec(offset + n) for n in range(first, min(first + MAX_BATCH, args.list))])
-        t0 = time.perf_counter()
-        listed = ledger.list_checkpoints(big)
-        list_s = time.perf_counter() - t0
-        assert len(listed) == args.list
+            ledger.commit_checkpoints(batched, [_spec(offset + n) for n in range(first, min(first + MAX_BATCH, args.list))])
+        list_batched_s = _time_listing(ledger, batched, args.list)
 
     rows = [
         ("single commits/s", f"{commits_per_s:.1f}", f">= {COMMITS_PER_S_TARGET:g}", commits_per_s / COMMITS_PER_S_TARGET),
         ("lookup median ms", f"{lookup_ms:.2f}", f"<= {LOOKUP_MS_TARGET:g}", LOOKUP_MS_TARGET / lookup_ms),
-        (f"list {args.list} checkpoints s", f"{list_s:.3f}", f"<= {LIST_S_TARGET:g}", LIST_S_TARGET / list_s),
+        (f"list {args.list}, 1 per block s", f"{list_singles_s:.3f}", f"<= {LIST_S_TARGET:g}", LIST_S_TARGET / list_singles_s),
+        (f"list {args.list}, batch-committed s", f"{list_batched_s:.3f}", f"<= {LIST_S_TARGET:g}", LIST_S_TARGET / list_batched_s),
     ]
     print(f"{'embedded ledger':34} {'ours':>10} {'target':>10} {'ratio (>=1 meets)':>18}")
     for name, ours, target, ratio in rows:

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Verify a checkpoint's provenance against the ledger with the library, in about thirty lines.
 
-    python3 dev.py run python scripts/verify_checkpoint.py runs/tiny/ckpt-001500 [--expect NAME@VERSION|RUN:STEP] [--ledger DIR]
+    python3 dev.py run python scripts/verify_checkpoint.py runs/tiny-gpt/ckpt-001500 [--expect NAME@VERSION|RUN:STEP] [--ledger DIR]
 
 Digests the weights (tensors, not file bytes), looks the digest up on-chain and prints which model,
 run and step produced them and whether they were released or revoked. Exits 1 when the weights are

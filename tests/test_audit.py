@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -41,7 +42,10 @@ def check(report: Any, name: str) -> Any:
 def test_honest_history_passes_every_check(ledger: Ledger, run_dir: Path) -> None:
     report = audit(ledger, MODEL, checkpoints=run_dir)
     assert report.ok, [c for c in report.checks if not c.ok]
-    assert [c.name for c in report.checks] == ["hash chain", "steps increase", "releases", "lineage", "local checkpoints"]
+    assert [c.name for c in report.checks] == [
+        "hash chain", "steps increase", "releases", "lineage", "local checkpoints", "run records"]
+    (record,) = report.run_records
+    assert record.run_id == 1 and record.mismatched == () and record.records["config"]["train"]["seed"] == 7
     (history,) = report.runs
     assert [c.step for c in history.checkpoints] == [2, 4, 6]
     assert history.recomputed_head == history.run.head == ledger.run_head(1).head
@@ -118,6 +122,15 @@ def test_swapped_files_and_edited_state_are_tampered(ledger: Ledger, run_dir: Pa
     details = {m.step: m.detail for m in report.local if m.status == TAMPERED}
     assert "run 1 step 4 (swapped?)" in details[2] and "run 1 step 2 (swapped?)" in details[4]
     assert "training state differs" in details[6]
+
+
+def test_edited_run_record_is_flagged(ledger: Ledger, run_dir: Path) -> None:
+    record = json.loads((run_dir / "run.json").read_text())
+    record["records"]["config"]["train"]["learning_rate"] = 0.1
+    (run_dir / "run.json").write_text(json.dumps(record))
+    report = audit(ledger, MODEL, checkpoints=run_dir)
+    assert report.run_records[0].mismatched == ("config",)
+    assert not check(report, "run records").ok and "config record(s) differ" in check(report, "run records").detail
 
 
 def test_release_of_revoked_checkpoint_is_flagged(ledger: Ledger, run_dir: Path) -> None:

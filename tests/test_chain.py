@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from chain_support import deploy_probe, register_model
 from eth_utils import keccak, to_hex
+from web3.types import RPCEndpoint
 
 import llmchain.chain as chain
 from llmchain.artifacts import load_artifact
@@ -21,6 +22,11 @@ from llmchain.chain import CHAIN_ID, Connection, connect, init_ledger, resolve_l
 from llmchain.errors import BadInput, ContractRevert, LedgerBusy, LedgerError
 
 TESTS = Path(__file__).resolve().parent
+
+
+def _registered(conn: Connection) -> list[str]:
+    """Names in the ModelRegistered logs, from the log index."""
+    return [log["args"]["name"] for log in conn.get_logs("ModelRegistered", from_block=0, to_block=10**6)]
 
 
 def _child(code: str, *args: str) -> subprocess.Popen[str]:
@@ -72,9 +78,26 @@ def test_an_invalid_transaction_is_a_ledger_error_and_leaves_no_block(conn: Conn
     assert conn.w3.eth.block_number == block
 
 
+def test_each_block_is_stamped_when_it_is_written_not_when_the_last_one_was(
+    conn: Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conn.transact(register_model(conn, "acme/first"))
+    an_hour_later = int(time.time()) + 3600
+    monkeypatch.setattr("eth._utils.headers.eth_now", lambda: an_hour_later)  # py-evm's clock
+    receipt = conn.transact(register_model(conn, "acme/second"))
+    assert conn.w3.eth.get_block(receipt["blockNumber"])["timestamp"] == an_hour_later
+
+
+def test_running_out_of_gas_is_a_ledger_error_and_leaves_no_block(conn: Connection) -> None:
+    block = conn.w3.eth.block_number
+    with pytest.raises(LedgerError, match="^the chain refused the request: execution failed: OutOfGas"):
+        conn.transact(register_model(conn, "acme/starved"), gas=30_000)
+    assert conn.w3.eth.block_number == block
+
+
 def test_as_account_sends_from_another_dev_account(conn: Connection) -> None:
     other = conn.as_account(3)
-    assert other.sender == conn.w3.eth.accounts[3] == conn.as_account(other.sender).sender
+    assert other.sender == list(conn.w3.eth.accounts)[3] == conn.as_account(other.sender).sender
     receipt = other.transact(register_model(other, "acme/by-three"))
     assert receipt["from"] == other.sender
     model = conn.call(conn.registry.functions.getModel(_model_id(conn, "acme/by-three")))
@@ -96,6 +119,8 @@ def test_get_logs_serves_narrow_ranges_with_argument_filters(conn: Connection) -
     )
     assert [log["args"]["name"] for log in mine] == ["acme/one"]
     assert conn.get_logs("ModelRegistered", from_block=head - 1, to_block=head - 1)[0]["blockNumber"] == head - 1
+    assert len(conn.get_logs("ModelRegistered", from_block=head - 1, to_block=head + 50)) == 2
+    assert conn.get_logs("ModelRegistered", from_block=head + 1, to_block=head + 50) == []
     with pytest.raises(BadInput, match="invalid block range 5..4"):
         conn.get_logs("ModelRegistered", from_block=5, to_block=4)
     with pytest.raises(BadInput, match="no event named 'Nope'"):
@@ -121,6 +146,7 @@ def test_ledger_is_created_on_first_use_and_reopened_at_its_head(ledger_dir: Pat
         assert again.w3.eth.block_number == head
         assert again.registry.address == registry
         assert _model_id(again, "acme/tiny-gpt") == 1
+        assert _registered(again) == ["acme/tiny-gpt"]  # the log index persisted with the block
 
 
 def test_the_default_ledger_dir_is_llmchain_home_then_dot_llmchain(
@@ -267,8 +293,12 @@ def test_kill_9_in_the_middle_of_a_transaction_leaves_the_last_complete_block(le
     with connect(ledger_dir=ledger_dir) as conn:
         assert conn.w3.eth.block_number == head
         assert _model_id(conn, "acme/kept") == 1 and _model_id(conn, "acme/doomed") == 0
+        assert _registered(conn) == ["acme/kept"]  # the unfinished block's logs were never indexed
         conn.transact(register_model(conn, "acme/doomed"))
         assert conn.w3.eth.block_number == head + 1
+        assert _registered(conn) == ["acme/kept", "acme/doomed"]
+    with sqlite3.connect(ledger_dir / "chain.sqlite3") as db:
+        assert db.execute("SELECT block_number FROM logs").fetchall() == [(head,), (head + 1,)]
 
 
 def test_kill_9_while_creating_leaves_no_half_made_ledger(ledger_dir: Path) -> None:
@@ -331,8 +361,24 @@ def test_a_ledger_of_another_format_version_is_refused(ledger_dir: Path) -> None
     init_ledger(ledger_dir)
     with sqlite3.connect(ledger_dir / "chain.sqlite3") as db:
         db.execute("UPDATE meta SET value = '99' WHERE key = 'format_version'")
-    with pytest.raises(LedgerError, match="has format version 99 .*reads version 1"):
+    with pytest.raises(LedgerError, match="has format version 99 .*reads version 2"):
         connect(ledger_dir=ledger_dir)
+
+
+def test_a_version_1_ledger_gets_its_log_index_built_on_open(ledger_dir: Path) -> None:
+    with connect(ledger_dir=ledger_dir) as conn:
+        for name in ("acme/one", "acme/two"):
+            conn.transact(register_model(conn, name))
+        indexed = list(conn.w3.eth.get_logs({"fromBlock": 0, "toBlock": "latest"}))
+    with sqlite3.connect(ledger_dir / "chain.sqlite3") as db:  # what version 1 wrote: no index
+        db.execute("DROP TABLE logs")
+        db.execute("UPDATE meta SET value = '1' WHERE key = 'format_version'")
+    with connect(ledger_dir=ledger_dir) as conn:
+        assert list(conn.w3.eth.get_logs({"fromBlock": 0, "toBlock": "latest"})) == indexed
+        assert _registered(conn) == ["acme/one", "acme/two"]
+    with sqlite3.connect(ledger_dir / "chain.sqlite3") as db:
+        assert db.execute("SELECT value FROM meta WHERE key = 'format_version'").fetchone() == ("2",)
+        assert db.execute("SELECT count(*) FROM logs").fetchone() == (2,)
 
 
 def test_a_look_alike_registry_is_refused_by_the_code_hash_pin(ledger_dir: Path) -> None:
@@ -356,5 +402,5 @@ def test_embedded_ledger_refuses_a_wrong_chain_id_and_node_only_options(ledger_d
 
 def test_the_persistent_ledger_refuses_to_rewrite_history(ledger_dir: Path) -> None:
     with connect(ledger_dir=ledger_dir) as conn:
-        response = conn.w3.provider.make_request("evm_revert", [0])
+        response = conn.w3.provider.make_request(RPCEndpoint("evm_revert"), [0])
         assert "append-only" in response["error"]["message"]

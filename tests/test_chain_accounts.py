@@ -9,6 +9,7 @@ import pytest
 from chain_support import register_model
 from eth_account import Account
 from web3 import HTTPProvider, Web3
+from web3.types import Wei
 
 from llmchain.chain import connect, deploy_registry
 from llmchain.chain.accounts import (
@@ -84,7 +85,9 @@ def test_the_private_key_never_shows(keystore: Path) -> None:
         ('{"address": "00"}', "x", "no 'crypto' section"),
     ],
 )
-def test_bad_keystores_are_bad_input(keystore: Path, content: str | None, password: str | None, message: str) -> None:
+def test_bad_keystores_are_bad_input(
+    keystore: Path, content: str | None, password: str | None, message: str
+) -> None:
     if content is not None:
         keystore.write_text(content)
     with pytest.raises(BadInput, match=message):
@@ -107,7 +110,7 @@ def test_a_keystore_account_signs_on_anvil(anvil: str, ledger_dir: Path, keystor
     address = Account.from_key(PRIVATE_KEY).address
     w3 = Web3(HTTPProvider(anvil))
     w3.eth.wait_for_transaction_receipt(
-        w3.eth.send_transaction({"from": w3.eth.accounts[0], "to": address, "value": 10**18})
+        w3.eth.send_transaction({"from": w3.eth.accounts[0], "to": address, "value": Wei(10**18)})
     )
     with connect(rpc_url=anvil, keystore=keystore, password=lambda: "correct horse") as conn:
         assert conn.sender == address

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from chain_support import PROBE_ABI, PROBE_BYTECODE, register_model
+from eth_utils import to_checksum_address
 from web3 import HTTPProvider, Web3
 
 from llmchain.artifacts import load_artifact
@@ -18,7 +20,8 @@ pytestmark = pytest.mark.slow  # every test here drives a real anvil node
 
 
 def _entry(chain_id: int, address: str) -> Deployment:
-    return Deployment(chain_id, address, "0x" + "00" * 32, "0x" + "00" * 32, 1, "2026-01-01T00:00:00+00:00")
+    zero = "0x" + "00" * 32
+    return Deployment(chain_id, to_checksum_address(address), zero, zero, 1, "2026-01-01T00:00:00+00:00")
 
 
 def _deploy_probe(url: str) -> str:
@@ -38,6 +41,8 @@ def test_deploy_records_the_registry_and_connect_finds_it(anvil: str, ledger_dir
         receipt = conn.transact(register_model(conn, "acme/on-anvil"))
         assert receipt["status"] == 1
         assert conn.call(conn.registry.functions.modelIdOf("acme/on-anvil")) == 1
+        logs = conn.get_logs("ModelRegistered", from_block=receipt["blockNumber"], to_block=10**6)
+        assert [log["args"]["name"] for log in logs] == ["acme/on-anvil"]
 
 
 def test_deploying_twice_needs_force(anvil: str, ledger_dir: Path) -> None:
@@ -53,7 +58,8 @@ def test_the_pin_refuses_a_look_alike_contract(anvil: str, ledger_dir: Path) -> 
     look_alike = _deploy_probe(anvil)
     AddressBook(ledger_dir / "addresses.json").record(_entry(31337, look_alike))
     expected = load_artifact().runtime_code_hash
-    for kwargs in ({}, {"registry_address": look_alike}):
+    options: list[dict[str, Any]] = [{}, {"registry_address": look_alike}]
+    for kwargs in options:
         with pytest.raises(LedgerError) as caught:
             connect(rpc_url=anvil, **kwargs)
         assert str(caught.value).startswith(f"registry at {look_alike} has runtime code hash 0x")
@@ -70,7 +76,8 @@ def test_an_entry_without_code_says_the_node_was_reset(anvil: str, ledger_dir: P
 def test_an_address_book_for_another_chain_is_refused(anvil: str, tmp_path: Path) -> None:
     book = tmp_path / "other.json"
     AddressBook(book).record(_entry(1, "0x" + "ab" * 20))
-    with pytest.raises(LedgerError, match=r"no llmchain registry recorded for chain 31337 .*\(chains recorded: 1\)"):
+    expected = r"no llmchain registry recorded for chain 31337 .*\(chains recorded: 1\)"
+    with pytest.raises(LedgerError, match=expected):
         connect(rpc_url=anvil, address_book=book)
 
 

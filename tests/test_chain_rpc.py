@@ -7,6 +7,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -45,7 +46,7 @@ def not_a_node() -> Iterator[str]:
     server.server_close()
 
 
-def test_an_unreachable_url_fails_fast_with_one_line(tmp_path: object) -> None:
+def test_an_unreachable_url_fails_fast_with_one_line() -> None:
     url = f"http://127.0.0.1:{_closed_port()}"
     started = time.monotonic()
     with pytest.raises(LedgerError) as caught:
@@ -67,7 +68,7 @@ def test_a_url_that_is_not_http_is_bad_input(url: str) -> None:
 
 
 @pytest.mark.slow
-def test_a_wrong_chain_id_is_refused_before_anything_is_sent(anvil: str, ledger_dir: object) -> None:
+def test_a_wrong_chain_id_is_refused_before_anything_is_sent(anvil: str, ledger_dir: Path) -> None:
     with pytest.raises(BadInput, match=f"the node at {anvil} is on chain 31337, not chain 1 "):
         deploy_registry(rpc_url=anvil, chain_id=1)
     w3, chain_id = open_node(anvil)

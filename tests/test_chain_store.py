@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from llmchain.chain.store import LedgerStore
+from llmchain.chain.store import LedgerStore, LogQuery
 from llmchain.errors import LedgerBusy, LedgerError
 
 
@@ -77,3 +77,30 @@ def test_a_file_that_is_not_a_database_gives_one_line(tmp_path: Path) -> None:
     with pytest.raises(LedgerError) as caught:
         LedgerStore(path, busy_timeout=0.1)
     assert "is unreadable" in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_log_index_rows_commit_with_their_session_and_filter_by_topic_position(tmp_path: Path) -> None:
+    store = _store(tmp_path / "db")
+    a, b, t1, t2 = b"\xaa" * 20, b"\xbb" * 20, b"\x01" * 32, b"\x02" * 32
+    rows = [
+        (5, 0, 0, b"\x10" * 32, b"\x20" * 32, a, (t1, t2), b"one"),
+        (5, 0, 1, b"\x10" * 32, b"\x20" * 32, b, (t1,), b""),
+        (7, 1, 0, b"\x11" * 32, b"\x21" * 32, a, (t2, t1, t1, t1), b"four"),
+    ]
+    with pytest.raises(LedgerError, match="outside a write session"), store.read():
+        store.add_logs(rows)
+    with pytest.raises(RuntimeError), store.write():
+        store.add_logs(rows)
+        raise RuntimeError("block never committed")
+    with store.read():
+        assert store.find_logs(LogQuery(0, 10)) == []
+    with store.write():
+        store.add_logs(list(reversed(rows)))
+    with store.read():
+        assert store.find_logs(LogQuery(0, 10)) == rows  # chain order, whatever the insertion order
+        assert store.find_logs(LogQuery(6, 7)) == rows[2:]
+        assert store.find_logs(LogQuery(0, 10, addresses=[b])) == rows[1:2]
+        assert store.find_logs(LogQuery(0, 10, topics=([t1],))) == rows[:2]
+        assert store.find_logs(LogQuery(0, 10, topics=(None, None))) == [rows[0], rows[2]]
+        assert store.find_logs(LogQuery(0, 10, topics=([t1, t2], [t1]))) == rows[2:]
+        assert store.find_logs(LogQuery(0, 10, block_hash=b"\x21" * 32)) == rows[2:]

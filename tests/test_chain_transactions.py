@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from chain_support import deploy_probe
+from chain_support import deploy_probe, register_model
 
 from llmchain.chain import Connection, connect, deploy_registry
-from llmchain.errors import ContractRevert
+from llmchain.errors import ContractRevert, LedgerError
 
 pytestmark = pytest.mark.slow  # drives a real anvil node
 
@@ -31,8 +31,8 @@ def test_a_status_0_receipt_is_replayed_and_decoded(node: Connection) -> None:
     with pytest.raises(ContractRevert) as caught:
         node.transact(node.registry.functions.grantTrainer(7, node.sender), gas=200_000)
     assert node.w3.eth.block_number == block + 1  # mined, with status 0
-    receipt = node.w3.eth.get_block(block + 1, full_transactions=True)["transactions"][0]
-    assert node.w3.eth.get_transaction_receipt(receipt["hash"])["status"] == 0
+    mined = node.w3.eth.get_block(block + 1)["transactions"]
+    assert node.w3.eth.get_transaction_receipt(mined[0])["status"] == 0  # type: ignore[arg-type]
     assert (caught.value.name, caught.value.args_by_name) == ("RegistryUnknownModel", {"modelId": 7})
 
 
@@ -46,3 +46,11 @@ def test_builtin_errors_are_decoded_from_a_node(node: Connection) -> None:
         node.call(probe.functions.fail("no way"))
     with pytest.raises(ContractRevert, match=r"^Panic\(code=18\): division or modulo by zero$"):
         node.call(probe.functions.divide(1, 0))
+
+
+def test_running_out_of_gas_on_chain_is_one_clear_line(node: Connection) -> None:
+    with pytest.raises(LedgerError) as caught:
+        node.transact(register_model(node, "acme/starved"), gas=30_000)
+    message = str(caught.value)
+    assert message.startswith("transaction 0x") and "failed on-chain (status 0, 30000 of 30000 gas used" in message
+    assert "OutOfGas" in message and "\n" not in message

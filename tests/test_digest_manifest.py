@@ -45,6 +45,8 @@ def test_round_trip_and_format(tmp_path: Path) -> None:
         (lambda d: d["tensors"][0].update(dtype="F16"), "leaf_hash does not match"),
         (lambda d: d["tensors"][1].update(shape=[3, 3]), "shape \\[3, 3\\] and nbytes 24 disagree"),
         (lambda d: d["tensors"][1].update(data_hash="zz"), "expected 64 hex digits"),
+        (lambda d: d["tensors"][1].update(nbytes=24.0), "must be non-negative integers"),
+        (lambda d: d["tensors"][1].update(shape=[2, True]), "must be non-negative integers"),
         (lambda d: d["tensors"][1].update(dtype="F99"), "unknown or unsupported dtype"),
         (lambda d: d.update(algorithm="tensor-sha256-v0"), "is not supported"),
         (lambda d: d.update(format="other"), "not an llmchain tensor manifest"),
@@ -74,3 +76,11 @@ def test_unreadable_manifests(tmp_path: Path) -> None:
 def test_default_manifest_path(tmp_path: Path) -> None:
     assert default_manifest_path(tmp_path / "ckpt" / "model.safetensors") == tmp_path / "ckpt" / "model.safetensors.manifest.json"
     assert default_manifest_path(tmp_path) == tmp_path / "tensors.manifest.json"
+
+
+def test_package_exports_match_the_interface() -> None:
+    import llmchain.digest as package
+
+    assert sorted(package.__all__) == sorted(package._EXPORTS)
+    for name in package.__all__:
+        assert getattr(package, name) is not None

@@ -221,6 +221,10 @@ def test_index_errors(tmp_path: Path) -> None:
     document["weight_map"]["mask"] = "../escape.safetensors"
     index.write_text(json.dumps(document))
     bad(directory, "must be a file name in the index's directory")
+    document["weight_map"]["mask"] = "model-00002-of-00002.safetensors"
+    document["weight_map"]["ghost"] = index.name  # an index naming itself must not recurse
+    index.write_text(json.dumps(document))
+    bad(directory, "model.safetensors.index.json: unknown model file type")
     index.write_text("{")
     bad(index, "shard index is not valid JSON")
     index.write_text('{"weight_map": [1]}')

@@ -178,6 +178,21 @@ def test_releases_and_revocation(ledger: Ledger, run_id: int) -> None:
         ledger.revoke_release("acme/tiny-gpt", "1.1.0", "again")
 
 
+def test_listing_a_run_committed_one_block_per_checkpoint(ledger: Ledger, conn: Connection, run_id: int) -> None:
+    """What training does: each checkpoint its own transaction, so the run spans many blocks."""
+    ledger.register_model("acme/other", digest())
+    other = ledger.start_run("acme/other", run_spec()).id
+    committed = []
+    for step in range(12):
+        committed.append(ledger.commit_checkpoint(run_id, checkpoint(step, loss=step / 10)))
+        ledger.commit_checkpoint(other, checkpoint(100 + step))  # interleaved: another run's blocks
+    listed = ledger.list_checkpoints(run_id)
+    assert listed == committed and [c.index for c in listed] == list(range(12))
+    assert len({c.block_number for c in listed}) == 12
+    assert ledger.list_checkpoints(run_id, offset=10) == committed[10:]
+    assert [c.step for c in ledger.list_checkpoints(other)] == [100 + s for s in range(12)]
+
+
 class UntrustedNode:
     """The real connection, but its logs pass through ``alter`` first: a node that lies about history."""
 

@@ -17,7 +17,9 @@ from llmchain.chain import Connection
 from llmchain.checkpoint import load_segment
 from llmchain.data import load_dataset
 from llmchain.ledger import Ledger
-from llmchain.replay import DISTANCE, EXACT, NOT_RUN, ReplayOptions, distances, replay_check, select_segments
+from llmchain.replay import (
+    DISTANCE, EXACT, NOT_RUN, ReplayOptions, distances, environment_differences, replay_check, select_segments,
+)
 from llmchain.train import replay
 from audit_support import MODEL, ckpt, commit_run, edit_weights, reorder_segment, reseal, run_record, trained_run
 from train_support import write_corpus
@@ -146,6 +148,16 @@ def test_select_segments_spreads_and_keeps_the_last() -> None:
     assert select_segments(5, 1) == [4]
     assert select_segments(10, 3) == [3, 6, 9]
     assert select_segments(0, 3) == []
+
+
+def test_environment_differences() -> None:
+    cpu = {"torch": "2.13.0+cpu", "device": "cpu", "threads": 2, "platform": "x86_64", "cuda": None, "world_size": 1}
+    assert environment_differences(cpu, dict(cpu)) == []
+    assert environment_differences(cpu, {**cpu, "threads": 4}) == ["threads 2≠4"]
+    assert environment_differences(cpu, {**cpu, "torch": "2.12.0"}) == ["torch '2.13.0+cpu'≠'2.12.0'"]
+    gpu = {**cpu, "device": "cuda", "cuda": "12.8", "deterministic_algorithms": False}
+    assert environment_differences(gpu, dict(gpu)) == ["CUDA run without deterministic algorithms"]
+    assert environment_differences({**gpu, "deterministic_algorithms": True}, {**gpu, "deterministic_algorithms": True}) == []
 
 
 def test_distances_and_empty_check() -> None:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
+
+import torch
 
 from llmchain.train import TrainConfig
 
@@ -25,3 +29,14 @@ def write_corpus(root: Path) -> Path:
         body = "".join(f"def f{i}_{j}(x):\n    return x * {j} + {i}\n\n" for j in range(150))
         (root / f"m{i}.py").write_text(body)
     return root
+
+
+@contextmanager
+def single_thread() -> Iterator[None]:
+    """Train on one thread: tiny steps on a busy 2-core machine stall badly with two OpenMP threads."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

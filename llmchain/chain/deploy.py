@@ -61,6 +61,8 @@ def deploy_contract(
     decoder = RevertDecoder([artifact.abi])
     factory = w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
     receipt = send_transaction(w3, signer, factory.constructor(), defaults=defaults, decoder=decoder)
+    if receipt["contractAddress"] is None:
+        raise LedgerError(f"deployment {to_hex(receipt['transactionHash'])} created no contract")
     address = to_checksum_address(receipt["contractAddress"])
     check_registry(w3, address, artifact, chain_id=chain_id)
     return Deployment(

@@ -11,7 +11,16 @@ eth-tester keeps its chain in memory and scans blocks to find a transaction. Her
   returned as a JSON-RPC error (code 3 + data), exactly as a real node answers ``eth_estimateGas``,
   so web3 raises ``ContractCustomError`` & co. with the raw data for our decoder;
 - transactions and receipts are found through py-evm's transaction index, not a backwards scan,
-  which keeps receipts and narrow ``eth_getLogs`` ranges fast at any height.
+  which keeps receipts fast at any height;
+- every mined block's logs go into the store's log index in the block's own transaction, and
+  ``eth_getLogs`` is answered from it by one indexed query (eth-tester would re-read, re-serialise
+  and re-validate every transaction of every block in the range). Log objects are the ones
+  eth-tester returns, including its ``logIndex`` counted within the transaction's receipt (as in
+  the receipts this chain serves), not within the block as most nodes count;
+- each write starts a fresh pending block stamped with the current time (eth-tester would reuse
+  the one made after the previous block, however long ago). Block timestamps must rise by at least
+  a second (an EVM rule), so a burst of more than one commit per second runs ahead of the clock by
+  up to the burst's length.
 """
 
 from __future__ import annotations
@@ -22,11 +31,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from eth.abc import VirtualMachineAPI
 from eth.chains.base import MiningChain
 from eth.db.atomic import AtomicDB
 from eth.db.schema import SchemaV1
 from eth.exceptions import BlockNotFound as EVMBlockNotFound
-from eth.exceptions import CanonicalHeadNotFound, StateRootNotFound
+from eth.exceptions import CanonicalHeadNotFound, HeaderNotFound, StateRootNotFound
 from eth.exceptions import Revert as EVMRevert
 from eth.exceptions import TransactionNotFound as EVMTransactionNotFound
 from eth.vm.forks import PragueVM
@@ -34,6 +44,7 @@ from eth.vm.interrupt import EVMMissingData
 from eth.vm.spoof import SpoofTransaction
 from eth_tester import EthereumTester
 from eth_tester.backends.pyevm.main import (
+    ZERO_ADDRESS,
     PyEVMBackend,
     generate_genesis_state_for_keys,
     get_default_account_keys,
@@ -42,14 +53,14 @@ from eth_tester.backends.pyevm.main import (
 from eth_tester.backends.pyevm.serializers import serialize_transaction, serialize_transaction_receipt
 from eth_tester.exceptions import BlockNotFound, TransactionNotFound
 from eth_tester.exceptions import ValidationError as TesterValidationError
-from eth_typing import ChecksumAddress
+from eth_typing import BlockNumber, ChecksumAddress
 from eth_utils import ValidationError as EVMValidationError
-from eth_utils import to_checksum_address, to_hex
+from eth_utils import is_address, to_bytes, to_canonical_address, to_checksum_address, to_hex
 from trie.exceptions import MissingTrieNode
 from web3 import EthereumTesterProvider
 from web3.types import RPCEndpoint, RPCResponse
 
-from llmchain.chain.store import LedgerStore
+from llmchain.chain.store import LedgerStore, LogQuery, LogRow
 from llmchain.errors import LedgerError
 
 CHAIN_ID = 131277322940537
@@ -85,6 +96,10 @@ _DAMAGE = (EVMMissingData, MissingTrieNode, CanonicalHeadNotFound, StateRootNotF
 _REFUSED = frozenset({"evm_revert", "evm_snapshot", "evm_reset"})
 
 
+class InvalidFilter(ValueError):
+    """An ``eth_getLogs`` filter this chain cannot parse (answered as JSON-RPC error -32602)."""
+
+
 class ExecutionFailed(Exception):
     """A transaction or call failed inside the EVM; ``data``: the revert data, None if it did not revert."""
 
@@ -97,7 +112,7 @@ class LedgerChain(MiningChain):
     """eth-tester's post-merge tester chain (Prague, constant gas limit), as a module-level class."""
 
     chain_id = CHAIN_ID
-    vm_configuration = ((0, PragueVM),)
+    vm_configuration: tuple[tuple[BlockNumber, type[VirtualMachineAPI]], ...] = ((BlockNumber(0), PragueVM),)
 
     def create_header_from_parent(self, parent_header: Any, **header_params: Any) -> Any:
         header_params["gas_limit"] = parent_header.gas_limit
@@ -117,7 +132,7 @@ class EmbeddedBackend(PyEVMBackend):
         self._db = AtomicDB(store)
         self._head: bytes | None = None
         self._lock = threading.RLock()  # one request at a time per process; the store is not thread-safe
-        self.chain = None
+        self.chain: Any = None  # a LedgerChain, built by create_genesis() or the first session
 
     @property
     def dev_accounts(self) -> list[ChecksumAddress]:
@@ -129,13 +144,18 @@ class EmbeddedBackend(PyEVMBackend):
     @contextmanager
     def session(self, *, write: bool) -> Iterator[None]:
         """Run one request against the current head; a failed write leaves no trace."""
-        with self._lock, self.store.write() if write else self.store.read():
-            self._sync()
+        with self._lock:
             try:
-                yield
+                with self.store.write() if write else self.store.read():
+                    self._sync()
+                    if write and self.chain is not None:
+                        self.chain.header = self.chain.ensure_header()  # a fresh block, stamped now
+                    yield
+                    if write and _HEAD_KEY in self.store:
+                        self._head = self.store[_HEAD_KEY]  # our chain object already holds it
             except BaseException:
                 if write:
-                    self._head = None  # the in-memory pending block saw the rolled-back write
+                    self._head = None  # the in-memory chain saw a write that was rolled back
                 raise
 
     def create_genesis(self) -> None:
@@ -158,6 +178,54 @@ class EmbeddedBackend(PyEVMBackend):
         if head != self._head:
             self.chain = LedgerChain(self._db)
             self._head = head
+
+    # -- the log index ----------------------------------------------------------------------
+
+    def mine_blocks(self, num_blocks: int = 1, coinbase: Any = ZERO_ADDRESS) -> tuple[bytes, ...]:
+        """Mine as eth-tester does, indexing each block's logs in the same store transaction."""
+        mined = tuple(super().mine_blocks(num_blocks, coinbase))
+        for block_hash in mined:
+            self.store.add_logs(_block_logs(self.chain, self.chain.get_block_by_hash(block_hash)))
+        return mined
+
+    def index_logs(self) -> int:
+        """Index the logs of every block up to the head (a ledger made before the index); the count."""
+        rows: list[LogRow] = []
+        for number in range(1, self.chain.get_canonical_head().block_number + 1):
+            rows += _block_logs(self.chain, self.chain.get_canonical_block_by_number(number))
+        self.store.add_logs(rows)
+        return len(rows)
+
+    def get_indexed_logs(self, filter_params: dict[str, Any]) -> list[dict[str, Any]]:
+        """``eth_getLogs`` from the index, as eth-tester's log objects, clipped at the head."""
+        query = self._log_query(filter_params)
+        return [_log_object(row) for row in self.store.find_logs(query)] if query else []
+
+    def _log_query(self, params: dict[str, Any]) -> LogQuery | None:
+        """The filter as a query over block numbers; None when its range holds no mined block."""
+        head = self.chain.get_canonical_head().block_number
+        block_hash = params.get("blockHash", params.get("block_hash"))
+        if block_hash is not None:
+            first = last = self._block_number_of(_bytes32(block_hash, "blockHash"))
+        else:
+            # web3's provider middleware renames fromBlock/toBlock; a direct make_request does not
+            first = _block_bound(params.get("from_block", params.get("fromBlock")), head)
+            last = min(_block_bound(params.get("to_block", params.get("toBlock")), head), head)
+        if first > last:
+            return None
+        return LogQuery(
+            from_block=first,
+            to_block=last,
+            addresses=_addresses(params.get("address")),
+            topics=_topics(params.get("topics")),
+            block_hash=None if block_hash is None else _bytes32(block_hash, "blockHash"),
+        )
+
+    def _block_number_of(self, block_hash: bytes) -> int:
+        try:
+            return int(self.chain.get_block_header_by_hash(block_hash).block_number)
+        except HeaderNotFound:
+            raise InvalidFilter(f"no block has hash {to_hex(block_hash)}") from None
 
     # -- transactions: never mine a failure -------------------------------------------------
 
@@ -238,6 +306,86 @@ class EmbeddedBackend(PyEVMBackend):
         return block, block.transactions[index], index
 
 
+def _block_logs(chain: Any, block: Any) -> list[LogRow]:
+    """The index rows of one mined block: every log of every receipt, in chain order."""
+    rows: list[LogRow] = []
+    receipts = block.get_receipts(chain.chaindb) if block.transactions else ()
+    for tx_index, (transaction, receipt) in enumerate(zip(block.transactions, receipts)):
+        for log_index, log in enumerate(receipt.logs):
+            topics = tuple(topic.to_bytes(32, "big") for topic in log.topics)
+            rows.append((block.number, tx_index, log_index, transaction.hash, block.hash, log.address, topics, log.data))
+    return rows
+
+
+def _log_object(row: LogRow) -> dict[str, Any]:
+    """One index row as eth-tester's outbound log object (web3's provider middleware renames keys)."""
+    block_number, tx_index, log_index, tx_hash, block_hash, address, topics, data = row
+    return {
+        "type": "mined",
+        "log_index": log_index,
+        "transaction_index": tx_index,
+        "transaction_hash": to_hex(tx_hash),
+        "block_hash": to_hex(block_hash),
+        "block_number": block_number,
+        "address": to_checksum_address(address),
+        "data": to_hex(data),
+        "topics": [to_hex(topic) for topic in topics],
+    }
+
+
+def _block_bound(value: Any, head: int) -> int:
+    """A fromBlock/toBlock value as a block number: tags resolve against the head, as nodes do."""
+    if value is None or value in ("latest", "safe", "finalized", "pending"):
+        return head
+    if value == "earliest":
+        return 0
+    if isinstance(value, str):
+        try:
+            value = int(value, 16)
+        except ValueError:
+            raise InvalidFilter(f"block {value!r} is not a number or block tag") from None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidFilter(f"block {value!r} is not a number or block tag")
+    return value
+
+
+def _addresses(value: Any) -> list[bytes] | None:
+    if value is None:
+        return None
+    values = list(value) if isinstance(value, (list, tuple)) else [value]
+    if not values or not all(is_address(item) for item in values):
+        raise InvalidFilter(f"address {value!r} is not an address or a list of addresses")
+    return [to_canonical_address(item) for item in values]
+
+
+def _topics(value: Any) -> tuple[list[bytes] | None, ...]:
+    """Per position: None (any topic) or the 32-byte values allowed there (an OR-list)."""
+    if value is None:
+        return ()
+    if not isinstance(value, (list, tuple)) or len(value) > 4:
+        raise InvalidFilter(f"topics {value!r} must be a list of at most 4 entries")
+    result: list[list[bytes] | None] = []
+    for entry in value:
+        if entry is None:
+            result.append(None)
+        elif isinstance(entry, (list, tuple)):
+            allowed = [_bytes32(item, "topic") for item in entry if item is not None]
+            result.append(allowed if len(allowed) == len(entry) and allowed else None)
+        else:
+            result.append([_bytes32(entry, "topic")])
+    return tuple(result)
+
+
+def _bytes32(value: Any, what: str) -> bytes:
+    try:
+        raw = bytes(value) if isinstance(value, (bytes, bytearray)) else to_bytes(hexstr=value)
+    except (TypeError, ValueError):
+        raw = b""
+    if len(raw) != 32:
+        raise InvalidFilter(f"{what} {value!r} is not 32 bytes of hex")
+    return raw
+
+
 def _failure(computation: Any) -> ExecutionFailed:
     error = computation.error
     if isinstance(error, EVMRevert):
@@ -263,6 +411,9 @@ class EmbeddedProvider(EthereumTesterProvider):
         read = method in _READS or method.startswith("eth_get")
         try:
             with self._backend.session(write=not read):
+                if method == "eth_getLogs":
+                    result = self._backend.get_indexed_logs(params[0] if params else {})
+                    return {"jsonrpc": "2.0", "id": 0, "result": result}  # type: ignore[typeddict-item]
                 return super().make_request(method, params)
         except _DAMAGE as damage:
             raise LedgerError(
@@ -271,6 +422,8 @@ class EmbeddedProvider(EthereumTesterProvider):
             ) from None
         except (EVMValidationError, TesterValidationError) as invalid:
             return _error(-32000, f"invalid transaction: {invalid}")
+        except InvalidFilter as invalid:
+            return _error(-32602, f"invalid eth_getLogs filter: {invalid}")
         except ExecutionFailed as failure:
             if failure.data is None:
                 return _error(-32000, str(failure))

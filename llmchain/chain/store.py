@@ -12,6 +12,11 @@ Why SQLite (stdlib) rather than a bespoke file format:
 py-evm writes content-addressed trie nodes even while it only *executes* (an ``eth_call``). Those
 writes land in a per-session overlay that is dropped when the read session ends, so readers never
 need the write lock.
+
+The ``logs`` table indexes every mined log by block, with its address and topics as columns, so
+``eth_getLogs`` is one indexed query instead of re-reading and re-serialising every transaction of
+every block in the range. Rows are inserted in the same transaction as their block: a block that
+never committed leaves no logs behind.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from eth.db.backends.base import BaseDB
@@ -28,8 +34,36 @@ from llmchain.errors import LedgerBusy, LedgerError
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS kv (key BLOB PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID",
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS logs (block_number INTEGER NOT NULL, tx_index INTEGER NOT NULL, "
+    "log_index INTEGER NOT NULL, tx_hash BLOB NOT NULL, block_hash BLOB NOT NULL, address BLOB NOT NULL, "
+    "topic0 BLOB, topic1 BLOB, topic2 BLOB, topic3 BLOB, data BLOB NOT NULL, "
+    "PRIMARY KEY (block_number, tx_index, log_index)) WITHOUT ROWID",
+    "CREATE INDEX IF NOT EXISTS logs_by_event ON logs (topic0, topic1, block_number)",
 )
+_LOG_COLUMNS = (
+    "block_number, tx_index, log_index, tx_hash, block_hash, address, topic0, topic1, topic2, topic3, data"
+)
+_TOPICS = 4  # LOG0..LOG4: at most four topics per log
 _DELETED = None  # overlay marker for a key deleted during a read session
+
+LogRow = tuple[int, int, int, bytes, bytes, bytes, tuple[bytes, ...], bytes]
+"""One indexed log: block number, tx index, log index in its receipt, tx hash, block hash, address
+(20 bytes), topics (0-4, 32 bytes each), data."""
+
+
+@dataclass(frozen=True)
+class LogQuery:
+    """An ``eth_getLogs`` filter with its range resolved to block numbers.
+
+    ``addresses``: None for any, else a list of 20-byte addresses (a log must match one);
+    ``topics``: one entry per position, None for any, else the 32-byte values allowed there.
+    """
+
+    from_block: int
+    to_block: int
+    addresses: list[bytes] | None = None
+    topics: tuple[list[bytes] | None, ...] = ()
+    block_hash: bytes | None = None
 
 
 class LedgerStore(BaseDB):
@@ -124,8 +158,16 @@ class LedgerStore(BaseDB):
     def _end(self, statement: str) -> None:
         self._writing = False
         self._overlay = None
-        if self._db.in_transaction:
+        if not self._db.in_transaction:
+            return
+        try:
             self._db.execute(statement)
+        except sqlite3.Error as error:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise LedgerError(
+                f"could not commit to ledger database {self.location} ({error}); nothing was written"
+            ) from None
 
     # -- metadata ---------------------------------------------------------------------------
 
@@ -137,7 +179,7 @@ class LedgerStore(BaseDB):
     def has_schema(self) -> bool:
         """True when the database has been initialised by llmchain."""
         row = self._execute("SELECT count(*) FROM sqlite_master WHERE name IN ('kv', 'meta')")
-        return row.fetchone()[0] == len(_SCHEMA)
+        return row.fetchone()[0] == 2
 
     def get_meta(self) -> dict[str, str]:
         """All metadata entries (format version, chain id, registry address, ...)."""
@@ -147,6 +189,41 @@ class LedgerStore(BaseDB):
         """Record one metadata entry; only inside a write session, so it commits with the block."""
         self._require_write()
         self._execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+    # -- log index --------------------------------------------------------------------------
+
+    def add_logs(self, rows: list[LogRow]) -> None:
+        """Index a mined block's logs; only inside the write session that commits the block."""
+        self._require_write()
+        try:
+            self._db.executemany(
+                f"INSERT INTO logs ({_LOG_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(*row[:6], *row[6], *[None] * (_TOPICS - len(row[6])), row[7]) for row in rows],
+            )
+        except sqlite3.DatabaseError as error:
+            raise LedgerError(_unreadable(self.location, error)) from None
+
+    def find_logs(self, query: LogQuery) -> list[LogRow]:
+        """Indexed logs in ``query``'s block range matching its addresses and topics, in chain order."""
+        where = ["block_number BETWEEN ? AND ?"]
+        parameters: list[object] = [query.from_block, query.to_block]
+        if query.block_hash is not None:
+            where.append("block_hash = ?")
+            parameters.append(query.block_hash)
+        if query.addresses is not None:
+            where.append(f"address IN ({', '.join('?' * len(query.addresses))})")
+            parameters += query.addresses
+        for position, allowed in enumerate(query.topics):
+            where.append(f"topic{position} IS NOT NULL")  # a filter position needs the log to have it
+            if allowed is not None:
+                where.append(f"topic{position} IN ({', '.join('?' * len(allowed))})")
+                parameters += allowed
+        rows = self._execute(
+            f"SELECT {_LOG_COLUMNS} FROM logs WHERE {' AND '.join(where)} "
+            "ORDER BY block_number, tx_index, log_index",
+            tuple(parameters),
+        ).fetchall()
+        return [(*row[:6], tuple(t for t in row[6:10] if t is not None), row[10]) for row in rows]
 
     # -- py-evm DatabaseAPI -----------------------------------------------------------------
 

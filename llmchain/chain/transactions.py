@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 import requests
 from eth_utils import to_bytes, to_hex
@@ -21,7 +21,7 @@ from web3.types import TxParams, TxReceipt
 
 from llmchain.chain.accounts import Signer
 from llmchain.chain.revert import RevertDecoder
-from llmchain.errors import LedgerError
+from llmchain.errors import ContractRevert, LedgerError
 
 RECEIPT_TIMEOUT_S = 120.0
 """How long to wait for a remote node to mine a transaction."""
@@ -73,7 +73,7 @@ def reverts_decoded(decoder: RevertDecoder) -> Iterator[None]:
     except ContractLogicError as error:
         raise _decode(decoder, error.data, str(error)) from None
     except Web3RPCError as error:
-        detail = (error.rpc_response or {}).get("error") or {}
+        detail: dict[str, Any] = dict((error.rpc_response or {}).get("error") or {})
         data = detail.get("data")
         if isinstance(data, str) and data.startswith("0x"):
             raise decoder.decode(to_bytes(hexstr=data)) from None
@@ -91,12 +91,18 @@ def _decode(decoder: RevertDecoder, data: object, message: str) -> Exception:
 
 def _replay_failure(w3: Web3, transaction: TxParams, receipt: TxReceipt, decoder: RevertDecoder) -> Exception:
     """Re-run a status-0 transaction as a call on its parent block to recover the revert data."""
-    replay = {k: v for k, v in transaction.items() if k in ("from", "to", "data", "value", "gas")}
+    fields = ("from", "to", "data", "value", "gas")
+    replay = cast(TxParams, {k: v for k, v in transaction.items() if k in fields})
     try:
-        w3.eth.call(replay, receipt["blockNumber"] - 1)
-    except ContractLogicError as error:
-        return _decode(decoder, error.data, str(error))
+        with reverts_decoded(decoder):
+            w3.eth.call(replay, receipt["blockNumber"] - 1)
+    except ContractRevert as revert:
+        return revert
+    except LedgerError as failure:  # e.g. out of gas: no revert data, only the node's words
+        detail = f"replayed: {failure}"
+    else:
+        detail = "replaying it did not reproduce the failure"
     return LedgerError(
         f"transaction {to_hex(receipt['transactionHash'])} failed on-chain (status 0, "
-        f"{receipt['gasUsed']} gas used) and replaying it did not reproduce the failure"
+        f"{receipt['gasUsed']} of {transaction['gas']} gas used; {detail})"
     )

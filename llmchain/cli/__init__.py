@@ -93,6 +93,9 @@ for _name, _target in {
     "verify-proof": "llmchain.cli.digest:verify_proof_command",
     "verify": "llmchain.cli.verify:verify_command",
     "audit": "llmchain.cli.verify:audit_command",
+    "train": "llmchain.cli.train:train_command",
+    "sync": "llmchain.cli.train:sync_command",
+    "generate": "llmchain.cli.train:generate_command",
 }.items():
     register(_name, _target)
 

@@ -144,7 +144,7 @@ def deploy_command(ledger_opts: LedgerOptions, force: bool, as_json: bool) -> No
     kwargs = ledger_opts.connect_kwargs()
     kwargs.pop("registry_address", None)
     deployment = deploy_registry(**kwargs, force=force)
-    emit(as_json, deployment, [f"registry deployed at {deployment.address} on chain {ledger_opts.chain_id or 'of the node'}"])
+    emit(as_json, deployment, [f"registry deployed at {deployment.address} on chain {deployment.chain_id}"])
 
 
 # ------------------------------------------------------------------ commands: models and roles

@@ -7,6 +7,7 @@ Parsing and rendering only; the work is in :mod:`llmchain.verify`, :mod:`llmchai
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,6 +19,8 @@ from llmchain.cli.ledger import _loss_text, _when, checkpoint_line, release_line
 
 if TYPE_CHECKING:
     from llmchain.audit import AuditReport
+    from llmchain.records import Checkpoint
+    from llmchain.replay import ReplayOptions
     from llmchain.verify import TensorResult, VerifyResult
 
 TIMELINE_LINES = 10  # checkpoints shown at each end of a long run in the text summary
@@ -45,7 +48,7 @@ def verify_command(
 
     \b
     Examples:
-      llmchain verify runs/tiny/ckpt-001500
+      llmchain verify runs/tiny-gpt/ckpt-001500
       llmchain verify model.safetensors --expect llmchain/tiny-gpt@1.0.0
       llmchain verify model.safetensors --expect 1:1500 --json
       llmchain verify model.safetensors --tensor transformer.wte.weight
@@ -77,11 +80,13 @@ def verify_command(
 @click.option("--data", type=click.Path(path_type=Path), help="The run's corpus for --replay (default: as recorded).")
 @click.option("--tolerance", type=float, help="L∞ bound of the distance test when the environment differs [default: 1e-4].")
 @click.option("--threads", type=int, help="CPU threads for --replay (default: the recorded count).")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True, help="Device for --replay.")
 @json_option
 @ledger_options
 def audit_command(
     model: str, run_id: int | None, checkpoints: Path | None, report_dir: Path | None, replay: bool, segments: str,
-    data: Path | None, tolerance: float | None, threads: int | None, as_json: bool, ledger_opts: LedgerOptions,
+    data: Path | None, tolerance: float | None, threads: int | None, device: str, as_json: bool,
+    ledger_opts: LedgerOptions,
 ) -> None:
     """Reconstruct and check a model's history: lineage, runs, checkpoints, releases.
 
@@ -95,13 +100,13 @@ def audit_command(
     \b
     Examples:
       llmchain audit llmchain/tiny-gpt
-      llmchain audit llmchain/tiny-gpt --run 1 --checkpoints runs/tiny --replay --segments all
+      llmchain audit llmchain/tiny-gpt --run 1 --checkpoints runs/tiny-gpt --replay --segments all
       llmchain audit llmchain/tiny-gpt --report audit-report --json
     """
     from llmchain.audit import audit
     from llmchain.report import write_report
 
-    options = _replay_options(segments, data, tolerance, threads) if replay else None
+    options = _replay_options(segments, data, tolerance, threads, device) if replay else None
     with open_ledger(ledger_opts) as ledger:
         result = audit(ledger, model, run_id=run_id, checkpoints=checkpoints, replay=options)
     written = write_report(result, report_dir) if report_dir is not None else None
@@ -111,7 +116,9 @@ def audit_command(
         raise click.exceptions.Exit(1)
 
 
-def _replay_options(segments: str, data: Path | None, tolerance: float | None, threads: int | None) -> object:
+def _replay_options(
+    segments: str, data: Path | None, tolerance: float | None, threads: int | None, device: str
+) -> ReplayOptions:
     from llmchain.errors import BadInput
     from llmchain.replay import DEFAULT_TOLERANCE, ReplayOptions
 
@@ -124,6 +131,7 @@ def _replay_options(segments: str, data: Path | None, tolerance: float | None, t
         data=data,
         tolerance=DEFAULT_TOLERANCE if tolerance is None else tolerance,
         threads=threads,
+        device=device,
     )
 
 
@@ -186,6 +194,9 @@ def _audit_lines(result: AuditReport) -> list[str]:
     if result.local:
         lines += ["", "Local checkpoints:"]
         lines += [f"  {m.status:<11} {m.path or f'run {m.run_id} step {m.step}'}: {m.detail}" for m in result.local]
+    for match in result.run_records:
+        verdict = "matches" if not match.mismatched else f"DOES NOT match ({', '.join(match.mismatched)})"
+        lines.append(f"  run {match.run_id} record {match.path} {verdict} the committed digests")
     if result.replay:
         lines += ["", "Replay:"]
         for s in result.replay:
@@ -193,7 +204,7 @@ def _audit_lines(result: AuditReport) -> list[str]:
     return lines
 
 
-def _timeline(checkpoints: tuple) -> list[str]:  # type: ignore[type-arg]
+def _timeline(checkpoints: Sequence[Checkpoint]) -> list[str]:
     """Checkpoint lines; a long run shows its first and last TIMELINE_LINES (JSON and --report have all)."""
     if len(checkpoints) <= 2 * TIMELINE_LINES:
         return [checkpoint_line(c) for c in checkpoints]

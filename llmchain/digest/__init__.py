@@ -31,7 +31,24 @@ _EXPORTS = {
     "verify_proof": "proof",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "ALGORITHM",
+    "CHUNK_SIZE",
+    "DigestDiff",
+    "Manifest",
+    "ModelDigest",
+    "Progress",
+    "ProofDocument",
+    "TensorLeaf",
+    "TensorProof",
+    "default_manifest_path",
+    "diff",
+    "digest_path",
+    "digest_state_dict",
+    "digest_tensor",
+    "prove",
+    "verify_proof",
+]
 
 if TYPE_CHECKING:
     from llmchain.digest.compare import DigestDiff, diff

@@ -46,6 +46,10 @@ def _hash(value: Any, where: str) -> bytes:
     return raw
 
 
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
 def leaf_from_json(obj: Any, where: str) -> TensorLeaf:
     """Parse and check one leaf object; its stored leaf hash must match its fields."""
     if not isinstance(obj, dict):
@@ -53,10 +57,9 @@ def leaf_from_json(obj: Any, where: str) -> TensorLeaf:
     name, dtype, shape, nbytes = (obj.get(k) for k in ("name", "dtype", "shape", "nbytes"))
     if not isinstance(name, str) or not isinstance(dtype, str):
         raise BadInput(f"{where}: tensor entry needs string name and dtype")
-    valid_shape = isinstance(shape, list) and all(
-        isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
-    )
-    if not valid_shape or expected_nbytes(tuple(shape), dtype, f"{where}: {name!r}") != nbytes:
+    if not isinstance(shape, list) or not all(_is_count(d) for d in shape) or not _is_count(nbytes):
+        raise BadInput(f"{where}: tensor {name!r}: shape and nbytes must be non-negative integers")
+    if expected_nbytes(tuple(shape), dtype, f"{where}: {name!r}") != nbytes:
         raise BadInput(f"{where}: tensor {name!r}: shape {shape!r} and nbytes {nbytes!r} disagree")
     leaf = TensorLeaf(name, dtype, tuple(shape), nbytes, _hash(obj.get("data_hash"), where))
     if leaf.leaf_hash != _hash(obj.get("leaf_hash"), where):
@@ -110,7 +113,12 @@ class Manifest:
         tensors = document.get("tensors")
         if not isinstance(tensors, list):
             raise BadInput(f"{where}: \"tensors\" must be a list")
-        digest = ModelDigest.from_leaves(leaf_from_json(t, where) for t in tensors)
+        leaves = [leaf_from_json(t, where) for t in tensors]
+        names = [leaf.name for leaf in leaves]
+        if len(set(names)) != len(names):
+            twice = next(n for n in names if names.count(n) > 1)
+            raise BadInput(f"{where}: tensor {twice!r} appears twice")
+        digest = ModelDigest.from_leaves(leaves)
         if digest.root != _hash(document.get("root"), where):
             raise BadInput(f"{where}: root does not match the tensors listed (edited or damaged?)")
         return cls(digest)

@@ -80,9 +80,8 @@ def _torch(path: Path) -> list[TensorSource]:
     return sources
 
 
-def _file(path: Path, stack: ExitStack) -> list[TensorSource]:
-    if path.name.endswith(".index.json"):
-        return _index(path, stack)
+def _tensor_file(path: Path, stack: ExitStack) -> list[TensorSource]:
+    """A file that holds tensors itself (never an index: an index naming an index could loop)."""
     if path.suffix in TORCH_SUFFIXES:
         return _torch(path)
     if path.suffix == ".safetensors":
@@ -91,6 +90,10 @@ def _file(path: Path, stack: ExitStack) -> list[TensorSource]:
         f"{path}: unknown model file type; expected .safetensors, .pt, .bin, .pth, "
         "a *.index.json shard index or a directory"
     )
+
+
+def _file(path: Path, stack: ExitStack) -> list[TensorSource]:
+    return _index(path, stack) if path.name.endswith(".index.json") else _tensor_file(path, stack)
 
 
 def _merge(groups: Iterable[list[TensorSource]]) -> list[TensorSource]:
@@ -134,7 +137,7 @@ def _index(path: Path, stack: ExitStack) -> list[TensorSource]:
             raise BadInput(f"{path}: shard {shard!r} must be a file name in the index's directory")
         if not shard_path.exists() and not shard_path.is_symlink():
             raise BadInput(f"{path}: names shard {shard!r}, which does not exist in {path.parent}")
-        sources = _file(shard_path, stack)
+        sources = _tensor_file(shard_path, stack)
         held = {s.name for s in sources}
         if missing := sorted(by_shard[shard] - held):
             raise BadInput(f"{path}: says tensor {missing[0]!r} is in {shard}, but that shard lacks it")
@@ -162,7 +165,7 @@ def _directory(path: Path, stack: ExitStack) -> list[TensorSource]:
     ]
     if not files:
         raise BadInput(f"{path}: no .safetensors, .pt, .bin or .pth files and no *.index.json here")
-    return _merge(_file(f, stack) for f in files)
+    return _merge(_tensor_file(f, stack) for f in files)
 
 
 def open_path(path: Path, stack: ExitStack) -> list[TensorSource]:
