@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from llmchain.digest import DigestDiff, Manifest, diff, digest_path
+from llmchain.digest import DigestDiff, Manifest, ModelDigest, diff, digest_path
 from llmchain.errors import BadInput, VerificationFailed
 from llmchain.ledger import Ledger, chain_head
 from llmchain.records import Checkpoint, Digest, Model, Release, Run, Status
@@ -258,6 +258,8 @@ def _lineage_check(lineage: tuple[LineageLink, ...]) -> Check:
     names = " → ".join(l.model.name for l in lineage)
     verified = sum(1 for l in lineage if l.verified)
     unverifiable = [f"{l.model.name}: {l.detail}" for l in lineage if l.verified is None and l.model.parent is not None]
+    if len(lineage) == 1 and lineage[0].model.parent is None:
+        return Check("lineage", True, f"{names} has no lineage parent")
     detail = f"{names}: {verified} parent link(s) verified by digest"
     return Check("lineage", True, detail + "".join(f"; not verifiable here: {u}" for u in unverifiable))
 
@@ -299,7 +301,7 @@ def _compare(
         local = digest_path(folder / WEIGHTS_FILE)
     except BadInput as err:
         return LocalCheckpoint(TAMPERED, folder, None, None, f"unreadable: {err}")
-    expected = committed.get((run_id, step))  # type: ignore[arg-type]
+    expected = committed.get((run_id, step)) if run_id is not None and step is not None else None
     if expected is None:
         found = by_digest.get(local.root) or ledger.lookup(Digest(local.algorithm, local.root))
         where = f"; it holds the weights of run {found.run_id} step {found.step}" if found else ""
@@ -332,7 +334,7 @@ def _side_files(folder: Path, expected: Checkpoint) -> str:
     return "; ".join(problems)
 
 
-def _tensor_diff(folder: Path, expected: Checkpoint, local: object) -> DigestDiff | None:
+def _tensor_diff(folder: Path, expected: Checkpoint, local: ModelDigest) -> DigestDiff | None:
     """Which tensors changed, from the manifest beside the weights if the ledger vouches for it."""
     path = folder / MANIFEST_FILE
     if not path.is_file():
@@ -343,7 +345,7 @@ def _tensor_diff(folder: Path, expected: Checkpoint, local: object) -> DigestDif
         return None
     if manifest.digest.root != expected.weights_digest.value:
         return None
-    return diff(manifest, local)  # type: ignore[arg-type]
+    return diff(manifest, local)
 
 
 def _local_check(local: tuple[LocalCheckpoint, ...]) -> Check:
@@ -369,13 +371,15 @@ def match_run_records(histories: tuple[RunHistory, ...], directory: Path) -> tup
             local = RunRecord.read(path.parent)
         except (BadInput, ValueError, TypeError, KeyError):
             continue  # not a run record this llmchain can read; its checkpoints are matched anyway
-        run = runs.get(local.run_id)  # type: ignore[arg-type]
+        run = runs.get(local.run_id) if local.run_id is not None else None
         if run is None:
             continue
         spec = {"config": run.spec.config_digest, "dataset": run.spec.dataset_digest, "code": run.spec.code_digest, "env": run.spec.env_digest}
-        recomputed = {k: Digest(a, record_digest(a, local.records.get(k, {})).value) for k, a in algorithms.items()}
+        recomputed: dict[str, Digest | None] = {
+            k: Digest(a, record_digest(a, local.records.get(k, {})).value) for k, a in algorithms.items()
+        }
         dataset = str(local.records.get("dataset", {}).get("digest", ""))
-        recomputed["dataset"] = Digest(DATASET_DIGEST_ALGORITHM, bytes.fromhex(dataset)) if len(dataset) == 64 else None  # type: ignore[assignment]
+        recomputed["dataset"] = Digest(DATASET_DIGEST_ALGORITHM, bytes.fromhex(dataset)) if len(dataset) == 64 else None
         mismatched = tuple(k for k in ("config", "dataset", "code", "env") if recomputed[k] != spec[k])
         matches.append(RunRecordMatch(run.id, path, mismatched, local.records))
     return tuple(matches)

@@ -62,7 +62,8 @@ def plot_loss_curve(runs: Sequence[RunHistory], path: Path) -> None:
         ax.plot(*zip(*points), marker="o", markersize=3, label=f"run {history.run.id}")
         revoked = [(c.step, c.val_loss) for c in history.checkpoints if c.status is Status.REVOKED and c.val_loss is not None]
         if revoked:
-            ax.scatter(*zip(*revoked), marker="x", color="red", s=60, zorder=3, label=f"run {history.run.id} revoked")
+            steps, losses = zip(*revoked)
+            ax.scatter(steps, losses, marker="x", color="red", s=60, zorder=3, label=f"run {history.run.id} revoked")
         plotted = True
     if plotted:
         ax.legend(fontsize=8)
@@ -120,11 +121,11 @@ def render_markdown(audit: AuditReport) -> str:
         f"![lineage graph]({LINEAGE_NAME})",
         "",
         *_table(
-            ["model", "parent", "relation", "parent checkpoint", "verified"],
+            ["model", "parent", "relation", "parent checkpoint", "verified", "detail"],
             [[link.model.name, link.parent.name if link.parent else "—",
               link.model.parent.relation.label if link.model.parent else "—",
               _digest(link.model.parent.checkpoint if link.model.parent else None),
-              {True: "yes", False: "**no**", None: "—"}[link.verified] + f": {link.detail}"]
+              {True: "yes", False: "**no**", None: "—"}[link.verified], link.detail]
              for link in audit.lineage],
         ),
         "",

@@ -8,7 +8,7 @@ Measures, on a fresh persistent ledger in a temp dir, in one run:
 - digest lookup latency (one view call plus the one block's log);
 - listing every checkpoint of a run with N checkpoints, hash chain checked, twice: a run committed
   one checkpoint per transaction (N blocks to read: what ``llmchain train`` does, the slow case) and
-  a run built with batch commits (a handful of blocks).
+  a run built with batch commits (a handful of blocks); each the median of three listings.
 Each figure is printed beside its target and as a ratio (target met when the ratio is >= 1.0).
 """
 
@@ -91,8 +91,10 @@ def main() -> None:
     rows = [
         ("single commits/s", f"{commits_per_s:.1f}", f">= {COMMITS_PER_S_TARGET:g}", commits_per_s / COMMITS_PER_S_TARGET),
         ("lookup median ms", f"{lookup_ms:.2f}", f"<= {LOOKUP_MS_TARGET:g}", LOOKUP_MS_TARGET / lookup_ms),
-        (f"list {args.list}, 1 per block s", f"{list_singles_s:.3f}", f"<= {LIST_S_TARGET:g}", LIST_S_TARGET / list_singles_s),
-        (f"list {args.list}, batch-committed s", f"{list_batched_s:.3f}", f"<= {LIST_S_TARGET:g}", LIST_S_TARGET / list_batched_s),
+        (f"list {args.list}, 1 per block s", f"{list_singles_s:.3f}", f"<= {LIST_S_TARGET:g}",
+         LIST_S_TARGET / list_singles_s),
+        (f"list {args.list}, batch-committed s", f"{list_batched_s:.3f}", f"<= {LIST_S_TARGET:g}",
+         LIST_S_TARGET / list_batched_s),
     ]
     print(f"{'embedded ledger':34} {'ours':>10} {'target':>10} {'ratio (>=1 meets)':>18}")
     for name, ours, target, ratio in rows:

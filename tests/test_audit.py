@@ -106,8 +106,9 @@ def test_local_checkpoints_matched_tampered_missing_uncommitted(ledger: Ledger, 
     report = audit(ledger, MODEL, checkpoints=run_dir)
     by_status = {m.status: m for m in report.local}
     assert sorted(m.status for m in report.local) == sorted([TAMPERED, MISSING, MATCHED, UNCOMMITTED])
-    assert by_status[TAMPERED].step == 2 and by_status[TAMPERED].diff is not None
-    assert by_status[TAMPERED].diff.changed == (TENSOR,) and TENSOR in by_status[TAMPERED].detail
+    tampered = by_status[TAMPERED]
+    assert tampered.step == 2 and tampered.diff is not None
+    assert tampered.diff.changed == (TENSOR,) and TENSOR in tampered.detail
     assert by_status[MISSING].step == 4 and by_status[MISSING].path is None
     assert by_status[UNCOMMITTED].step == 8 and "run 1 step 6" in by_status[UNCOMMITTED].detail
     assert not check(report, "local checkpoints").ok

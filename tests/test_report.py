@@ -49,7 +49,7 @@ def test_report_of_a_derived_model_with_replay(ledger: Ledger, run_dir: Path, tm
     assert f"0x{report.runs[0].run.head.hex()}" in text
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted([REPORT_NAME, LOSS_CURVE_NAME, LINEAGE_NAME])
     child = write_report(audit(ledger, "acme/child"), tmp_path / "child")
-    assert "fine-tune" in child.read_text() and "yes: fine-tune of acme/micro-gpt" in child.read_text()
+    assert "fine-tune" in child.read_text() and "| yes | fine-tune of acme/micro-gpt run 1 step 6 |" in child.read_text()
     assert (tmp_path / "child" / LINEAGE_NAME).stat().st_size > 1000
 
 

@@ -121,8 +121,10 @@ def test_revoked_checkpoint_fails_and_deprecated_warns(ledger: Ledger, run_dir: 
     assert any("revoked" in p for p in verify_weights(ledger, ckpt(run_dir, 2)).problems)
 
 
-def test_verify_against_the_wrong_model(ledger: Ledger, run_dir: Path, tmp_path: Path) -> None:
-    other_run = trained_run(tmp_path / "unused", tmp_path / "other")
+def test_verify_against_the_wrong_model(
+    ledger: Ledger, run_dir: Path, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    other_run = trained_run(tmp_path_factory.getbasetemp() / "shared-run", tmp_path / "other")
     # a second model with different weights: perturb every checkpoint so no digest repeats
     for step in (2, 4, 6):
         edit_weights(ckpt(other_run, step), lambda t: t.update({k: v + 1 for k, v in t.items()}))

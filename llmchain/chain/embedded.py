@@ -188,13 +188,12 @@ class EmbeddedBackend(PyEVMBackend):
             self.store.add_logs(_block_logs(self.chain, self.chain.get_block_by_hash(block_hash)))
         return mined
 
-    def index_logs(self) -> int:
-        """Index the logs of every block up to the head (a ledger made before the index); the count."""
+    def index_logs(self) -> None:
+        """Index the logs of every block up to the head (for a ledger made before the index)."""
         rows: list[LogRow] = []
         for number in range(1, self.chain.get_canonical_head().block_number + 1):
             rows += _block_logs(self.chain, self.chain.get_canonical_block_by_number(number))
         self.store.add_logs(rows)
-        return len(rows)
 
     def get_indexed_logs(self, filter_params: dict[str, Any]) -> list[dict[str, Any]]:
         """``eth_getLogs`` from the index, as eth-tester's log objects, clipped at the head."""
@@ -313,7 +312,8 @@ def _block_logs(chain: Any, block: Any) -> list[LogRow]:
     for tx_index, (transaction, receipt) in enumerate(zip(block.transactions, receipts)):
         for log_index, log in enumerate(receipt.logs):
             topics = tuple(topic.to_bytes(32, "big") for topic in log.topics)
-            rows.append((block.number, tx_index, log_index, transaction.hash, block.hash, log.address, topics, log.data))
+            where = (block.number, tx_index, log_index, transaction.hash, block.hash)
+            rows.append((*where, log.address, topics, log.data))
     return rows
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
 from eth_abi import decode, encode
 from eth_utils import event_abi_to_log_topic, keccak, to_checksum_address, to_hex
@@ -64,16 +64,17 @@ class EventCodec:
         }
         values = decode(self._data_types, bytes(log["data"]))
         args.update((item["name"], _named(item, value)) for item, value in zip(self._unindexed, values))
-        return EventData(
-            args=AttributeDict({name: args[name] for name in self._order}),
-            event=self.name,
-            logIndex=log["logIndex"],
-            transactionIndex=log["transactionIndex"],
-            transactionHash=log["transactionHash"],
-            address=log["address"],
-            blockHash=log["blockHash"],
-            blockNumber=log["blockNumber"],
-        )
+        event = {
+            "args": AttributeDict({name: args[name] for name in self._order}),
+            "event": self.name,
+            "logIndex": log["logIndex"],
+            "transactionIndex": log["transactionIndex"],
+            "transactionHash": log["transactionHash"],
+            "address": log["address"],
+            "blockHash": log["blockHash"],
+            "blockNumber": log["blockNumber"],
+        }
+        return cast(EventData, AttributeDict(event))
 
 
 def event_codecs(abi: Sequence[dict[str, Any]]) -> dict[str, EventCodec]:

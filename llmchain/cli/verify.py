@@ -104,12 +104,15 @@ def audit_command(
       llmchain audit llmchain/tiny-gpt --report audit-report --json
     """
     from llmchain.audit import audit
-    from llmchain.report import write_report
 
     options = _replay_options(segments, data, tolerance, threads, device) if replay else None
     with open_ledger(ledger_opts) as ledger:
         result = audit(ledger, model, run_id=run_id, checkpoints=checkpoints, replay=options)
-    written = write_report(result, report_dir) if report_dir is not None else None
+    written = None
+    if report_dir is not None:
+        from llmchain.report import write_report  # matplotlib loads only when a report is asked for
+
+        written = write_report(result, report_dir)
     lines = _audit_lines(result) + ([f"report: {written}"] if written else [])
     emit(as_json, {"ok": result.ok, "report": written, **jsonable(result)}, lines)
     if not result.ok:
@@ -194,9 +197,11 @@ def _audit_lines(result: AuditReport) -> list[str]:
     if result.local:
         lines += ["", "Local checkpoints:"]
         lines += [f"  {m.status:<11} {m.path or f'run {m.run_id} step {m.step}'}: {m.detail}" for m in result.local]
+    if result.run_records:
+        lines += ["", "Run records:"]
     for match in result.run_records:
         verdict = "matches" if not match.mismatched else f"DOES NOT match ({', '.join(match.mismatched)})"
-        lines.append(f"  run {match.run_id} record {match.path} {verdict} the committed digests")
+        lines.append(f"  run {match.run_id}: {match.path} {verdict} the committed digests")
     if result.replay:
         lines += ["", "Replay:"]
         for s in result.replay:
