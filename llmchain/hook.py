@@ -28,7 +28,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -36,7 +36,6 @@ from llmchain.checkpoint import (
     CheckpointInfo,
     DigestRef,
     atomic_write,
-    canonical_json,
     check_files,
     list_checkpoints,
     load_weights_file,
@@ -47,6 +46,7 @@ from llmchain.data import DATASET_DIGEST_ALGORITHM, Segment
 from llmchain.digest import digest_path
 from llmchain.errors import BadInput, LedgerError, LLMChainError, VerificationFailed
 from llmchain.outbox import Outbox, OutboxEntry
+from llmchain.records import Checkpoint, CheckpointSpec, Digest, Lineage, Model, Relation, RunSpec, Status
 from llmchain.train import (
     CODE_DIGEST_ALGORITHM,
     CONFIG_DIGEST_ALGORITHM,
@@ -57,6 +57,9 @@ from llmchain.train import (
     env_record,
     record_digest,
 )
+
+if TYPE_CHECKING:
+    from llmchain.ledger import Ledger  # imports web3; only rank 0 and ledger users need it
 
 RUN_FILE = "run.json"
 RUN_FORMAT = "llmchain.run.v1"
@@ -127,28 +130,24 @@ class ParentRef:
                 "model": self.model_name}
 
 
-# --- ledger adapter: the only place that knows the ledger client's method names -----------------
+# --- ledger look-ups ---------------------------------------------------------------------------
 
 
-def _ledger_digest(ref: DigestRef) -> Any:
-    from llmchain.records import Digest  # noqa: PLC0415 - web3 loads only when a ledger is used
-
+def _ledger_digest(ref: DigestRef) -> Digest:
     return Digest(ref.algorithm, ref.value)
 
 
-def _optional_digest(ref: DigestRef | None) -> Any:
+def _optional_digest(ref: DigestRef | None) -> Digest | None:
     return None if ref is None else _ledger_digest(ref)
 
 
-def lookup(ledger: Any, digest: DigestRef) -> Any:
+def lookup(ledger: Ledger, digest: DigestRef) -> Checkpoint | None:
     """The ledger's checkpoint record for these weights, or None."""
     return ledger.lookup(_ledger_digest(digest))
 
 
-def ledger_problem(ledger: Any, digest: DigestRef) -> tuple[Any, str | None]:
+def ledger_problem(ledger: Ledger, digest: DigestRef) -> tuple[Checkpoint | None, str | None]:
     """The ledger's record for these weights and what is wrong with them (None: committed, not revoked)."""
-    from llmchain.records import Status  # noqa: PLC0415
-
     record = lookup(ledger, digest)
     if record is None:
         return None, f"weights {digest.hex[:16]}… are not on the ledger"
@@ -157,17 +156,17 @@ def ledger_problem(ledger: Any, digest: DigestRef) -> tuple[Any, str | None]:
     return record, None
 
 
-def require_committed(ledger: Any, path: Path) -> tuple[DigestRef, Any]:
+def require_committed(ledger: Ledger, path: Path) -> tuple[DigestRef, Checkpoint]:
     """Digest weights and insist the ledger knows them and has not revoked them (VerificationFailed)."""
     model_digest = digest_path(path)
     digest = DigestRef(model_digest.algorithm, model_digest.root)
     record, problem = ledger_problem(ledger, digest)
-    if problem is not None:
+    if problem is not None or record is None:
         raise VerificationFailed(f"{path}: {problem}")
     return digest, record
 
 
-def resolve_parent(source: str, relation: str, ledger: Any, runs_root: Path) -> ParentRef:
+def resolve_parent(source: str, relation: str, ledger: Ledger | None, runs_root: Path) -> ParentRef:
     """Find and verify ``--init-from``/``--distill-from`` (a checkpoint path or name@label)."""
     flag = "--init-from" if relation == "fine-tune" else "--distill-from"
     if ledger is None:
@@ -182,7 +181,7 @@ def resolve_parent(source: str, relation: str, ledger: Any, runs_root: Path) -> 
     return ParentRef(relation, source, path, digest, weights, config, model.name, model.id)
 
 
-def _parent_path(source: str, flag: str, ledger: Any, runs_root: Path) -> Path:
+def _parent_path(source: str, flag: str, ledger: Ledger, runs_root: Path) -> Path:
     path = Path(source)
     if path.is_dir():
         path = path / "model.safetensors"
@@ -198,10 +197,8 @@ def _parent_path(source: str, flag: str, ledger: Any, runs_root: Path) -> Path:
     raise BadInput(f"{flag} {source}: released weights {wanted.hex()[:16]}… are not under {runs_root}; pass the checkpoint path")
 
 
-def _ensure_model(ledger: Any, name: str, card: dict[str, Any], parent: ParentRef | None) -> Any:
+def _ensure_model(ledger: Ledger, name: str, card: dict[str, Any], parent: ParentRef | None) -> Model:
     """The model named ``name``, registering it (with its lineage parent) when it is new."""
-    from llmchain.records import Lineage, Relation  # noqa: PLC0415
-
     try:
         existing = ledger.get_model(name)
     except BadInput:  # not registered yet
@@ -224,7 +221,7 @@ class LedgerHook:
 
     slow_after_s = SLOW_COMMIT_S  # a commit in flight longer than this is reported via on_progress
 
-    def __init__(self, run_dir: Path, run: RunRecord, ledger: Any, on_progress: ProgressFn | None) -> None:
+    def __init__(self, run_dir: Path, run: RunRecord, ledger: Ledger | None, on_progress: ProgressFn | None) -> None:
         self.run_dir = run_dir
         self.run = run
         self.ledger = ledger
@@ -238,7 +235,7 @@ class LedgerHook:
         cls,
         run_dir: Path,
         *,
-        ledger: Any,
+        ledger: Ledger | None,
         model_name: str,
         records: dict[str, Any],
         parent: ParentRef | None = None,
@@ -272,7 +269,7 @@ class LedgerHook:
         return hook
 
     @classmethod
-    def resume(cls, run_dir: Path, *, ledger: Any, on_progress: ProgressFn | None = None) -> LedgerHook:
+    def resume(cls, run_dir: Path, *, ledger: Ledger | None, on_progress: ProgressFn | None = None) -> LedgerHook:
         """Re-attach to the run in ``run_dir`` and commit what a crash left pending."""
         started = time.perf_counter()
         hook = cls(run_dir, RunRecord.read(run_dir), ledger, on_progress)
@@ -372,9 +369,7 @@ class LedgerHook:
             self._committer.stop()
 
 
-def _start_run(ledger: Any, model: Any, digests: dict[str, DigestRef], parent: ParentRef | None) -> int:
-    from llmchain.records import RunSpec  # noqa: PLC0415
-
+def _start_run(ledger: Ledger, model: Model, digests: dict[str, DigestRef], parent: ParentRef | None) -> int:
     spec = RunSpec(
         config_digest=_ledger_digest(digests["config"]),
         dataset_digest=_ledger_digest(digests["dataset"]),
@@ -392,8 +387,6 @@ def commit_entries(hook: LedgerHook, entries: list[OutboxEntry]) -> list[tuple[O
     committed them before a crash could journal it, or an identical earlier run (same seed, config
     and data give the same weights) did, and the ledger keeps each digest once.
     """
-    from llmchain.records import CheckpointSpec  # noqa: PLC0415
-
     done, todo = [], []
     for entry in entries:
         known = lookup(hook.ledger, entry.weights)
@@ -406,15 +399,15 @@ def commit_entries(hook: LedgerHook, entries: list[OutboxEntry]) -> list[tuple[O
         done.append((hook.outbox.mark_committed(entry, receipt), note))
     for first in range(0, len(todo), 256):
         chunk = todo[first : first + 256]
-        specs = [_spec(entry.info(), CheckpointSpec) for entry in chunk]
+        specs = [_spec(entry.info()) for entry in chunk]
         for entry, cp in zip(chunk, hook.ledger.commit_checkpoints(hook.run.run_id, specs)):
             receipt = {"run_id": cp.run_id, "step": cp.step, "index": cp.index, "block": cp.block_number}
             done.append((hook.outbox.mark_committed(entry, receipt), f"committed {entry.checkpoint.name}"))
     return sorted(done, key=lambda pair: pair[0].step)
 
 
-def _spec(info: CheckpointInfo, spec_type: Any) -> Any:
-    return spec_type(
+def _spec(info: CheckpointInfo) -> CheckpointSpec:
+    return CheckpointSpec(
         step=info.step,
         weights_digest=_ledger_digest(info.weights),
         state_digest=_ledger_digest(info.state),
@@ -490,7 +483,7 @@ class _Committer:
         self._thread.join(timeout=self._hook.slow_after_s)
 
 
-def sync_run(run_dir: Path, ledger: Any, on_progress: ProgressFn | None = None) -> list[OutboxEntry]:
+def sync_run(run_dir: Path, ledger: Ledger, on_progress: ProgressFn | None = None) -> list[OutboxEntry]:
     """Commit whatever the outbox of ``run_dir`` still holds (``llmchain sync``); returns what was committed."""
     hook = LedgerHook(run_dir, RunRecord.read(run_dir), ledger, on_progress)
     hook.check_ledger()

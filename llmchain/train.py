@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -33,6 +33,9 @@ from llmchain.data import SAMPLER, ByteTokenizer, Dataset, Segment, batch_offset
 from llmchain.digest import digest_path
 from llmchain.errors import BadInput, VerificationFailed
 from llmchain.model import GPT, GPTConfig, load_weights, weights_of
+
+if TYPE_CHECKING:
+    from llmchain.ledger import Ledger
 
 STATE_FORMAT = "llmchain.train-state.v1"
 CONFIG_DIGEST_ALGORITHM = "config-sha256-v1"
@@ -435,7 +438,7 @@ def check_fit(config: TrainConfig, dataset: Dataset) -> None:
             )
 
 
-def train(request: TrainRequest, *, ledger: Any = None, on_progress: ProgressFn | None = None) -> TrainResult:
+def train(request: TrainRequest, *, ledger: Ledger | None = None, on_progress: ProgressFn | None = None) -> TrainResult:
     """Train (or resume) a run, checkpointing and committing every ``checkpoint_every`` steps.
 
     ``ledger`` is an ``llmchain.ledger.Ledger`` (rank 0 only) or None to train without commits.
@@ -453,7 +456,7 @@ def train(request: TrainRequest, *, ledger: Any = None, on_progress: ProgressFn 
             device = torch.device("cuda", ddp.local_rank)
             torch.cuda.set_device(device)
         stored = RunRecord.read(request.run_dir) if request.resume else None
-        if not request.resume:
+        if not request.resume and ddp.is_main:  # other ranks never write to the run directory
             RunRecord.check_free(request.run_dir)
         config = _resolve_config(request, stored)
         dataset = load_dataset(request.data or _recorded_data(stored))
@@ -682,7 +685,7 @@ def generate(
     checkpoint: Path,
     prompt: str,
     *,
-    ledger: Any,
+    ledger: Ledger,
     allow_unverified: bool = False,
     max_new_tokens: int = 200,
     temperature: float = 0.8,

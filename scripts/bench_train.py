@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Training speed against nanoGPT, and what the ledger costs, measured in the same run.
 
-    python scripts/bench_train.py [--rounds 5] [--steps 150] [--overhead-steps 300] [--threads 1]
+    python scripts/bench_train.py [--rounds 5] [--steps 150] [--overhead-steps 600] [--threads 1]
 
 1. Tokens/s at nanoGPT's CPU recipe size (4 layers, 4 heads, 128 wide, block 64, batch 12):
    ``llmchain.train.train`` (no ledger) against ``scripts/nanogpt_reference.py``, a faithful
@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import argparse
 import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as `llmchain train` does; applies to both sides
 import statistics
 import sys
 import tempfile
@@ -66,7 +68,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--steps", type=int, default=150, help="steps per speed measurement")
-    parser.add_argument("--overhead-steps", type=int, default=300, help="steps per overhead measurement")
+    parser.add_argument("--overhead-steps", type=int, default=600, help="steps per overhead measurement")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads for both sides")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
