@@ -107,8 +107,7 @@ def save_checkpoint(
     final = run_dir / checkpoint_name(step)
     if final.exists():
         raise BadInput(f"checkpoint {final} already exists; resume the run or choose another --out")
-    weights = {k: v.detach().cpu().contiguous() for k, v in weights.items()}
-    state = {k: v.detach().cpu().contiguous() for k, v in state_tensors.items()}
+    weights, state = _unshared(weights), _unshared(state_tensors)
     state[STATE_META] = torch.frombuffer(bytearray(canonical_json(state_meta)), dtype=torch.uint8)
     weights_digest = digest_state_dict(weights)
     info = {
@@ -220,6 +219,19 @@ def atomic_write(path: Path, data: bytes) -> None:
     _write_synced(tmp, data)
     os.replace(tmp, path)
     _fsync(path.parent)
+
+
+def _unshared(tensors: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """CPU, contiguous, and no two names sharing memory (safetensors refuses tied tensors)."""
+    seen: set[int] = set()
+    out = {}
+    for name, tensor in tensors.items():
+        t = tensor.detach().cpu().contiguous()
+        if t.untyped_storage().data_ptr() in seen:
+            t = t.clone()
+        seen.add(t.untyped_storage().data_ptr())
+        out[name] = t
+    return out
 
 
 def _ref(digest: Any) -> DigestRef:

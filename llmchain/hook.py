@@ -13,8 +13,9 @@
 
 ``start`` registers the model if it is new (with its lineage parent), opens a run on-chain with
 the config, dataset, code and environment digests, and writes ``run.json``. ``checkpoint`` writes
-the checkpoint atomically, journals it in the outbox and hands it to a background committer, so
-the loop never waits for the chain; ``poll`` reports a commit that takes long. ``close`` waits for
+the checkpoint atomically, journals it in the outbox and hands it to a background committer; it
+waits at most ``inline_wait_s`` for that commit, so a slow chain never stalls the loop, and
+``poll`` reports a commit that takes long. ``close`` waits for
 the outstanding commits and finishes the run. After a crash, ``resume`` (or ``sync``) commits
 whatever the outbox still holds.
 """
@@ -220,6 +221,10 @@ class LedgerHook:
     """One run directory's link to the ledger; create with ``start`` or ``resume``."""
 
     slow_after_s = SLOW_COMMIT_S  # a commit in flight longer than this is reported via on_progress
+    # How long ``checkpoint`` waits for its commit. A quick chain then commits while the loop waits
+    # instead of competing with the training step for the GIL (py-evm is pure Python); a slow one
+    # costs at most this per checkpoint and carries on in the background.
+    inline_wait_s = 0.5
 
     def __init__(self, run_dir: Path, run: RunRecord, ledger: Ledger | None, on_progress: ProgressFn | None) -> None:
         self.run_dir = run_dir
@@ -318,6 +323,9 @@ class LedgerHook:
         if self.ledger is not None and self.run.run_id is not None:  # without a ledger nothing to journal
             self._committer = self._committer or _Committer(self)
             self._committer.submit(self.outbox.add(info))
+            started = time.perf_counter()
+            self._committer.wait_settled(self.inline_wait_s)
+            self.blocking_s += time.perf_counter() - started
         return info
 
     def poll(self) -> None:
@@ -427,11 +435,20 @@ class _Committer:
         self._stop = threading.Event()
         self.error: LLMChainError | None = None
         self.busy_s = 0.0
+        self._outstanding = 0  # submitted entries not yet attempted
+        self._settled = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="llmchain-committer", daemon=True)
         self._thread.start()
 
     def submit(self, entry: OutboxEntry) -> None:
+        with self._settled:
+            self._outstanding += 1
         self._queue.put(entry)
+
+    def wait_settled(self, timeout: float) -> None:
+        """Wait up to ``timeout`` for the queue to empty; training continues regardless."""
+        with self._settled:
+            self._settled.wait_for(lambda: self._outstanding == 0, timeout)
 
     def _run(self) -> None:
         while True:
@@ -445,18 +462,26 @@ class _Committer:
                     self._queue.put(None)
                     break
                 batch.append(more)
-            if self.error is not None:
-                continue  # stays pending in the outbox; close() reports the error
-            self._busy, self._reported = (time.monotonic(), batch[-1].step), 0.0
             try:
-                for entry, note in commit_entries(self._hook, batch):
-                    self._hook._emit(Progress("commit", entry.step, message=note))
-            except LLMChainError as err:
-                self.error = err
-                self._hook._emit(Progress("ledger_error", batch[-1].step, message=str(err)))
+                self._commit(batch)
             finally:
-                self.busy_s += time.monotonic() - self._busy[0]
-                self._busy = None
+                with self._settled:
+                    self._outstanding -= len(batch)
+                    self._settled.notify_all()
+
+    def _commit(self, batch: list[OutboxEntry]) -> None:
+        if self.error is not None:
+            return  # stays pending in the outbox; close() reports the error
+        self._busy, self._reported = (time.monotonic(), batch[-1].step), 0.0
+        try:
+            for entry, note in commit_entries(self._hook, batch):
+                self._hook._emit(Progress("commit", entry.step, message=note))
+        except LLMChainError as err:
+            self.error = err
+            self._hook._emit(Progress("ledger_error", batch[-1].step, message=str(err)))
+        finally:
+            self.busy_s += time.monotonic() - self._busy[0]
+            self._busy = None
 
     def report_if_slow(self) -> None:
         busy = self._busy

@@ -41,7 +41,7 @@ STATE_FORMAT = "llmchain.train-state.v1"
 CONFIG_DIGEST_ALGORITHM = "config-sha256-v1"
 CODE_DIGEST_ALGORITHM = "code-sha256-v1"
 ENV_DIGEST_ALGORITHM = "env-sha256-v1"
-RNG_SCHEME = "torch-manual-seed-per-step-v1"  # torch.manual_seed(step_seed(seed, step, rank)) before each step
+RNG_SCHEME = "torch-manual-seed-per-step-v1"  # torch RNG seeded with step_seed(seed, step, rank) before each step
 _VAL_STREAM = 2**62  # the "step" whose batch offsets are the fixed validation batches
 
 
@@ -287,7 +287,10 @@ class Stepper:
     def step(self, step: int, offsets: np.ndarray) -> float:
         """One optimizer step on this rank's rows of ``offsets``; returns the mean micro-batch loss."""
         c = self.config
-        torch.manual_seed(step_seed(c.seed, step, self.dist.rank))
+        seed = step_seed(c.seed, step, self.dist.rank)
+        torch.default_generator.manual_seed(seed)  # torch.manual_seed costs ~0.2 ms: 0.4 % of a tiny step
+        if self.device.type == "cuda":
+            torch.cuda.manual_seed(seed)
         lr = learning_rate(c, step)
         for group in self.optimizer.param_groups:
             group["lr"] = lr

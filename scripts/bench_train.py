@@ -50,18 +50,28 @@ def ours_tokens_per_s(work: Path, steps: int, seed: int) -> float:
     return train(TrainRequest(work / f"speed-{seed}", config=config)).tokens_per_s
 
 
-def overhead_pair(work: Path, steps: int, seed: int) -> tuple[float, float, float]:
+def overhead_pair(work: Path, steps: int, seed: int, ledger_first: bool) -> tuple[float, float, float]:
     """Wall seconds of the same training without and with commits, and the accounted ledger share."""
     config = replace(RECIPE, max_steps=steps, checkpoint_every=steps // 6, seed=seed)
-    start = time.perf_counter()
-    train(TrainRequest(work / f"plain-{seed}", config=config))
-    plain = time.perf_counter() - start
-    with connect(ledger_dir=work / f"ledger-{seed}") as conn:
+
+    def plain() -> float:
         start = time.perf_counter()
-        result = train(TrainRequest(work / f"ledger-{seed}", config=config), ledger=Ledger(conn))
-        with_ledger = time.perf_counter() - start
-    assert result.committed == 6, f"expected 6 commits, got {result.committed}"
-    return plain, with_ledger, (result.ledger_blocking_s + result.ledger_background_s) / with_ledger
+        train(TrainRequest(work / f"plain-{seed}", config=config))
+        return time.perf_counter() - start
+
+    def with_ledger() -> tuple[float, float]:
+        with connect(ledger_dir=work / f"ledger-{seed}") as conn:
+            start = time.perf_counter()
+            result = train(TrainRequest(work / f"ledger-{seed}", config=config), ledger=Ledger(conn))
+            wall = time.perf_counter() - start
+        assert result.committed == 6, f"expected 6 commits, got {result.committed}"
+        return wall, (result.ledger_blocking_s + result.ledger_background_s) / wall
+
+    if ledger_first:  # alternate the order so drifting machine load does not favour one side
+        (wall, share), base = with_ledger(), plain()
+    else:
+        base, (wall, share) = plain(), with_ledger()
+    return base, wall, share
 
 
 def main() -> None:
@@ -84,8 +94,8 @@ def main() -> None:
             ours.append(ours_tokens_per_s(work, args.steps, seed=r))
             print(f"  speed round {r + 1}: ours {ours[-1]:,.0f} tok/s, nanoGPT {anchor[-1]:,.0f} tok/s", flush=True)
         plain, ledger, accounted = [], [], []
-        for r in range(max(3, args.rounds - 2)):
-            p, w, a = overhead_pair(work, args.overhead_steps, seed=100 + r)
+        for r in range(max(4, args.rounds - 1)):
+            p, w, a = overhead_pair(work, args.overhead_steps, seed=100 + r, ledger_first=r % 2 == 1)
             plain.append(p)
             ledger.append(w)
             accounted.append(a)

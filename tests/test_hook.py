@@ -117,12 +117,12 @@ def test_slow_commits_are_reported_and_failures_surface(ledger: Ledger, tmp_path
             return ledger.commit_checkpoints(run_id, specs)
 
     events: list[Progress] = []
-    LedgerHook.slow_after_s = 0.05
+    LedgerHook.slow_after_s, LedgerHook.inline_wait_s = 0.05, 0.0  # never wait: the loop must report instead
     try:
         result = _train(SlowLedger(), tmp_path / "slow", corpus, config=micro(max_steps=40, checkpoint_every=20),
                         on_progress=events.append)
     finally:
-        LedgerHook.slow_after_s = 10.0
+        LedgerHook.slow_after_s, LedgerHook.inline_wait_s = 10.0, 0.5
     assert result.committed == 2
     assert any(e.kind == "ledger_slow" and "in flight" in e.message for e in events)
 
@@ -182,3 +182,16 @@ def test_generate_verifies_before_sampling(ledger: Ledger, tmp_path: Path, corpu
     assert ledger.lookup(ckpt.weights.value).status == Status.REVOKED  # type: ignore[union-attr]
     with pytest.raises(VerificationFailed, match="revoked"):
         generate(ckpt.path, "def ", ledger=ledger)
+
+
+def test_own_loop_with_a_tied_state_dict(ledger: Ledger, tmp_path: Path) -> None:
+    from llmchain.model import GPT, GPTConfig
+
+    model = GPT(GPTConfig(block_size=8, n_layer=1, n_head=1, n_embd=8))  # lm_head shares wte's storage
+    hook = LedgerHook.start(tmp_path / "mine", ledger=ledger, model_name="me/own-loop",
+                            records={"config": {"lr": 1e-3}, "dataset": {"digest": "cd" * 32}})
+    info = hook.checkpoint(100, weights=model.state_dict(), model_config=model.config.to_dict(), val_loss=2.5)
+    hook.close(finished=True)
+    (committed,) = ledger.list_checkpoints(hook.run.run_id)  # type: ignore[arg-type]
+    assert committed.weights_digest.value == info.weights.value and committed.data_digest is None
+    assert ledger.get_run(hook.run.run_id).status == RunStatus.FINISHED  # type: ignore[arg-type]
