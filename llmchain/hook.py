@@ -497,7 +497,8 @@ class _Committer:
         self._queue.put(None)
         started = time.monotonic()
         while self._thread.is_alive():
-            self._thread.join(timeout=1.0)
+            self._thread.join(timeout=min(1.0, self._hook.slow_after_s))
+            self.report_if_slow()
             if self._thread.is_alive() and time.monotonic() - started >= 1.0:
                 pending = len(self._hook.outbox.pending())
                 self._hook._emit(Progress("ledger_wait", 0, message=f"waiting for {pending} checkpoint commit(s)"))

@@ -9,13 +9,19 @@ into one line on stderr and the exit code its class names (0 ok, 1 verification 
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from typing import Any
 
 import click
 
-from llmchain import __version__
-from llmchain.errors import LLMChainError
+# Before any command loads torch (train, generate, audit --replay): idle OpenMP threads sleep
+# instead of spinning. Results are unchanged; on a busy machine spinning threads stall each step
+# several-fold (measured: 10-20 s vs 3.4 s for 40 training steps).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from llmchain import __version__  # noqa: E402
+from llmchain.errors import LLMChainError  # noqa: E402
 
 # command name -> "module:attribute" of a click.Command; the module is imported on first use.
 COMMANDS: dict[str, str] = {}

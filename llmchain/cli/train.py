@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import os
+import contextlib
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
 
-# Before torch loads: idle OpenMP threads sleep instead of spinning. Results are unchanged, and on a
-# busy machine spinning threads stall each step several-fold (measured: 10-20 s vs 3.4 s for 40 steps).
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+import click
 
-import contextlib  # noqa: E402
-from collections.abc import Iterator  # noqa: E402
-from dataclasses import replace  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
-
-import click  # noqa: E402
-
-from llmchain.cli.common import LedgerOptions, emit, json_option, ledger_options, open_ledger  # noqa: E402
+from llmchain.cli.common import LedgerOptions, emit, json_option, ledger_options, open_ledger
 
 
 def _ledger_flags(opts: LedgerOptions) -> str:
