@@ -11,6 +11,7 @@ import argparse
 import hashlib
 
 from llmchain.chain import connect
+from llmchain.errors import BadInput
 from llmchain.ledger import Ledger
 from llmchain.records import CheckpointSpec, Digest, RunSpec
 
@@ -26,7 +27,10 @@ args = parser.parse_args()
 
 with connect(ledger_dir=args.ledger) as conn:
     ledger = Ledger(conn)
-    model = ledger.get_model(args.name) if conn.call(conn.registry.functions.modelIdOf(args.name)) else ledger.register_model(args.name)
+    try:
+        model = ledger.get_model(args.name)
+    except BadInput:  # not registered yet
+        model = ledger.register_model(args.name)
     run = ledger.start_run(model.id, RunSpec(sha256("config"), sha256("dataset"), sha256("code"), sha256("env")))
     for step, loss in [(100, 2.5), (200, 1.9)]:
         weights = sha256(f"{model.name} run {run.id} weights at step {step}")

@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from llmchain.chain import connect_memory
+from llmchain.chain import Connection, connect_memory
 from llmchain.checkpoint import INFO_FILE, MANIFEST_FILE, STATE_FILE, WEIGHTS_FILE, list_checkpoints, load_segment
 from llmchain.data import SEGMENT_DIGEST_ALGORITHM
 from llmchain.digest import Manifest, digest_path
@@ -29,6 +30,20 @@ from train_support import micro, write_corpus
 
 MODEL = "acme/micro-gpt"
 _CACHE: dict[str, Path] = {}
+
+
+@pytest.fixture
+def run_dir(tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> Path:
+    """A private copy of the session's trained micro run (tests edit their copy freely)."""
+    return trained_run(tmp_path_factory.getbasetemp() / "shared-run", tmp_path / "run")
+
+
+@pytest.fixture
+def ledger(conn: Connection, run_dir: Path) -> Ledger:
+    """A fresh in-memory ledger with ``run_dir`` committed as model MODEL."""
+    ledger = Ledger(conn)
+    commit_run(ledger, run_dir)
+    return ledger
 
 
 def trained_run(base: Path, destination: Path) -> Path:

@@ -14,6 +14,9 @@ import pytest
 
 from llmchain.chain import Connection, connect_memory
 
+# Fixtures shared by the training and audit tests: run_dir, ledger, one_thread, corpus.
+pytest_plugins = ["train_support", "audit_support"]
+
 ROOT = Path(__file__).resolve().parent.parent
 ANVIL = ROOT / "tools" / "node_modules" / ".bin" / "anvil"
 

@@ -17,21 +17,9 @@ from llmchain.errors import BadInput
 from llmchain.ledger import Ledger, chain_head
 from llmchain.records import CheckpointSpec, Digest, Lineage, Relation, RunSpec, Status
 from llmchain.verify import verify_weights
-from audit_support import MODEL, ckpt, commit_run, edit_weights, flip_bit, trained_run
+from audit_support import MODEL, ckpt, edit_weights, flip_bit
 
 TENSOR = "transformer.h.1.attn.c_proj.weight"
-
-
-@pytest.fixture
-def run_dir(tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> Path:
-    return trained_run(tmp_path_factory.getbasetemp() / "shared-run", tmp_path / "run")
-
-
-@pytest.fixture
-def ledger(conn: Connection, run_dir: Path) -> Ledger:
-    ledger = Ledger(conn)
-    commit_run(ledger, run_dir)
-    return ledger
 
 
 def check(report: Any, name: str) -> Any:

@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,20 +17,10 @@ from llmchain.checkpoint import list_checkpoints
 from llmchain.cli import cli
 from llmchain.outbox import Outbox
 from llmchain.train import PRESETS, TrainRequest, train
-from train_support import single_thread, write_corpus
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # torch on one thread: bit-stable, no oversubscription
 
 FAST = ["--steps", "4", "--checkpoint-every", "2", "--block-size", "16", "--batch-size", "4", "-q"]
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    with single_thread():
-        yield
-
-
-@pytest.fixture
-def corpus(tmp_path: Path) -> Path:
-    return write_corpus(tmp_path / "corpus")
 
 
 def _run(*args: object) -> tuple[int, str]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,23 +17,14 @@ from llmchain.ledger import Ledger
 from llmchain.outbox import Outbox
 from llmchain.records import Relation, RunStatus, Status
 from llmchain.train import Progress, TrainRequest, generate, train
-from train_support import micro, single_thread, write_corpus
+from train_support import micro
 
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    with single_thread():
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread")  # torch on one thread: bit-stable, no oversubscription
 
 
 @pytest.fixture
 def ledger(conn: Connection) -> Ledger:
     return Ledger(conn)
-
-
-@pytest.fixture
-def corpus(tmp_path: Path) -> Path:
-    return write_corpus(tmp_path / "corpus")
 
 
 def _train(ledger: Any, run_dir: Path, corpus: Path, **kwargs: Any):  # type: ignore[no-untyped-def]

@@ -21,13 +21,8 @@ from llmchain.replay import (
     DISTANCE, EXACT, NOT_RUN, ReplayOptions, distances, environment_differences, replay_check, select_segments,
 )
 from llmchain.train import replay
-from audit_support import MODEL, ckpt, commit_run, edit_weights, reorder_segment, reseal, run_record, trained_run
+from audit_support import MODEL, ckpt, commit_run, edit_weights, reorder_segment, reseal, run_record
 from train_support import write_corpus
-
-
-@pytest.fixture
-def run_dir(tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> Path:
-    return trained_run(tmp_path_factory.getbasetemp() / "shared-run", tmp_path / "run")
 
 
 def replayed(conn: Connection, run_dir: Path, options: ReplayOptions | None = None) -> Any:

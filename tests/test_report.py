@@ -14,7 +14,7 @@ from llmchain.records import Lineage, Relation
 from llmchain.replay import ReplayOptions
 from llmchain.report import LINEAGE_NAME, LOSS_CURVE_NAME, REPORT_NAME, render_markdown, write_report
 from llmchain.verify import verify_weights
-from audit_support import MODEL, ckpt, commit_run, edit_weights, flip_bit, trained_run
+from audit_support import MODEL, ckpt, commit_run, edit_weights, flip_bit
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -24,11 +24,6 @@ def ledger(conn: Connection, run_dir: Path) -> Ledger:
     ledger = Ledger(conn)
     commit_run(ledger, run_dir)
     return ledger
-
-
-@pytest.fixture
-def run_dir(tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> Path:
-    return trained_run(tmp_path_factory.getbasetemp() / "shared-run", tmp_path / "run")
 
 
 def test_report_of_a_derived_model_with_replay(ledger: Ledger, run_dir: Path, tmp_path: Path) -> None:

@@ -6,7 +6,6 @@ import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -19,18 +18,9 @@ from llmchain.digest import digest_state_dict
 from llmchain.errors import BadInput
 from llmchain.hook import RUN_FILE
 from llmchain.train import PRESETS, Progress, TrainConfig, TrainRequest, learning_rate, replay, train
-from train_support import micro, single_thread, write_corpus
+from train_support import micro, write_corpus
 
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    with single_thread():
-        yield
-
-
-@pytest.fixture
-def corpus(tmp_path: Path) -> Path:
-    return write_corpus(tmp_path / "corpus")
+pytestmark = pytest.mark.usefixtures("one_thread")  # torch on one thread: bit-stable, no oversubscription
 
 
 def _train(run_dir: Path, corpus: Path, **kwargs: object):  # type: ignore[no-untyped-def]

@@ -12,7 +12,6 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from llmchain import checkpoint, verify
-from llmchain.chain import Connection
 from llmchain.errors import BadInput
 from llmchain.ledger import Ledger
 from llmchain.records import Lineage, Relation, Status
@@ -20,18 +19,6 @@ from llmchain.verify import parse_expect, verify_tensor, verify_weights
 from audit_support import MODEL, ckpt, commit_run, edit_weights, flip_bit, reseal, trained_run
 
 TENSOR = "transformer.h.0.mlp.c_fc.weight"
-
-
-@pytest.fixture
-def run_dir(tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> Path:
-    return trained_run(tmp_path_factory.getbasetemp() / "shared-run", tmp_path / "run")
-
-
-@pytest.fixture
-def ledger(conn: Connection, run_dir: Path) -> Ledger:
-    ledger = Ledger(conn)
-    commit_run(ledger, run_dir)
-    return ledger
 
 
 def test_file_names_match_the_checkpoint_format() -> None:

@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
 import torch
 
 from llmchain.train import TrainConfig
@@ -40,3 +41,16 @@ def single_thread() -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """Run the test with torch on one thread (bit-stable results, no oversubscription)."""
+    with single_thread():
+        yield
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Path:
+    """A small text corpus directory."""
+    return write_corpus(tmp_path / "corpus")

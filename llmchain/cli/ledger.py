@@ -206,6 +206,14 @@ def _lineage(ledger: Any, parent: str | None, checkpoint: Digest | bytes | None,
     return Lineage(Relation.parse(relation), model_id, checkpoint)
 
 
+def _set_trainer(model: str, trainer: str, ledger_opts: LedgerOptions, as_json: bool, *, granted: bool) -> None:
+    """Grant or withdraw the trainer role, then say what changed."""
+    with open_ledger(ledger_opts) as ledger:
+        (ledger.grant_trainer if granted else ledger.revoke_trainer)(model, trainer)
+    verb = "may now" if granted else "may no longer"
+    emit(as_json, {"model": model, "trainer": trainer, "granted": granted}, [f"{trainer} {verb} train {model}"])
+
+
 @click.command("grant")
 @click.argument("model")
 @click.argument("trainer")
@@ -218,9 +226,7 @@ def grant_command(model: str, trainer: str, ledger_opts: LedgerOptions, as_json:
     Example:
       llmchain grant acme/tiny-gpt 0x2B5AD5c4795c026514f8317c7a215E218DcCD6cF
     """
-    with open_ledger(ledger_opts) as ledger:
-        ledger.grant_trainer(model, trainer)
-    emit(as_json, {"model": model, "trainer": trainer, "granted": True}, [f"{trainer} may now train {model}"])
+    _set_trainer(model, trainer, ledger_opts, as_json, granted=True)
 
 
 @click.command("ungrant")
@@ -235,9 +241,7 @@ def ungrant_command(model: str, trainer: str, ledger_opts: LedgerOptions, as_jso
     Example:
       llmchain ungrant acme/tiny-gpt 0x2B5AD5c4795c026514f8317c7a215E218DcCD6cF
     """
-    with open_ledger(ledger_opts) as ledger:
-        ledger.revoke_trainer(model, trainer)
-    emit(as_json, {"model": model, "trainer": trainer, "granted": False}, [f"{trainer} may no longer train {model}"])
+    _set_trainer(model, trainer, ledger_opts, as_json, granted=False)
 
 
 @click.command("transfer")
