@@ -95,15 +95,15 @@ def test_progress_bar_only_on_a_terminal_and_not_when_quiet(monkeypatch: pytest.
 
     screen = Terminal()
     monkeypatch.setattr(sys, "stderr", screen)
-    with digest_cli._progress_bar(quiet=False) as progress:
+    with digest_cli.hashing_progress(quiet=False) as progress:
         assert progress is not None
         progress(0, 2 * digest_cli.PROGRESS_MIN_BYTES)
         progress(2 * digest_cli.PROGRESS_MIN_BYTES, 2 * digest_cli.PROGRESS_MIN_BYTES)
     assert "hashing" in screen.getvalue() and "100%" in screen.getvalue()
-    with digest_cli._progress_bar(quiet=True) as progress:
+    with digest_cli.hashing_progress(quiet=True) as progress:
         assert progress is None
     monkeypatch.setattr(sys, "stderr", io.StringIO())
-    with digest_cli._progress_bar(quiet=False) as progress:
+    with digest_cli.hashing_progress(quiet=False) as progress:
         assert progress is None
 
 

@@ -26,7 +26,7 @@ PROGRESS_MIN_BYTES = 64 * 1024 * 1024  # smaller inputs finish before a bar is w
 
 
 @contextmanager
-def _progress_bar(quiet: bool) -> Iterator[Progress | None]:
+def hashing_progress(quiet: bool) -> Iterator[Progress | None]:
     """A tqdm bar on stderr for large inputs; none when quiet or when stderr is not a terminal."""
     if quiet or not sys.stderr.isatty():
         yield None
@@ -87,7 +87,7 @@ def digest(path: Path, as_json: bool, manifest: Path | None, quiet: bool) -> Non
       llmchain digest ./Llama-3-8B --manifest llama.manifest.json
       llmchain digest ckpt.pt --json
     """
-    with _progress_bar(quiet) as progress:
+    with hashing_progress(quiet) as progress:
         result = digest_path(path, progress=progress)
     if manifest is not None:
         from llmchain.digest import Manifest

@@ -44,7 +44,7 @@ def _split_release(target: str) -> tuple[str, str] | None:
 # ------------------------------------------------------------------ rendering helpers
 
 
-def _when(timestamp: int) -> str:
+def when_text(timestamp: int) -> str:
     return dt.datetime.fromtimestamp(timestamp, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
@@ -52,7 +52,7 @@ def _digest_text(digest: Digest | None) -> str:
     return "-" if digest is None else str(digest)
 
 
-def _loss_text(loss: float | None) -> str:
+def loss_text(loss: float | None) -> str:
     return "-" if loss is None else f"{loss:.4f}"
 
 
@@ -73,7 +73,7 @@ def run_lines(run: Run) -> list[str]:
     """A run as text lines."""
     spec = run.spec
     return [
-        f"run {run.id} ({run.status.name.lower()}) by {run.trainer}, started {_when(run.started_at)}",
+        f"run {run.id} ({run.status.name.lower()}) by {run.trainer}, started {when_text(run.started_at)}",
         f"  checkpoints: {run.checkpoint_count}, last step {run.last_step}, head 0x{run.head.hex()}",
         f"  config {_digest_text(spec.config_digest)}",
         f"  dataset {_digest_text(spec.dataset_digest)}",
@@ -86,8 +86,8 @@ def run_lines(run: Run) -> list[str]:
 def checkpoint_line(cp: Checkpoint) -> str:
     """One checkpoint as one line."""
     return (
-        f"run {cp.run_id} #{cp.index} step {cp.step} loss {_loss_text(cp.val_loss)} "
-        f"{cp.status.name.lower()} {cp.weights_digest} by {cp.committer} at {_when(cp.timestamp)} (block {cp.block_number})"
+        f"run {cp.run_id} #{cp.index} step {cp.step} loss {loss_text(cp.val_loss)} "
+        f"{cp.status.name.lower()} {cp.weights_digest} by {cp.committer} at {when_text(cp.timestamp)} (block {cp.block_number})"
     )
 
 
@@ -96,7 +96,7 @@ def release_line(release: Release) -> str:
     cp = release.checkpoint
     return (
         f"{release.label} ({release.status.name.lower()}) -> run {cp.run_id} step {cp.step} "
-        f"{cp.weights_digest}, released {_when(release.released_at)}"
+        f"{cp.weights_digest}, released {when_text(release.released_at)}"
     )
 
 

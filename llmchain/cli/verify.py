@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 import click
 
 from llmchain.cli.common import LedgerOptions, emit, json_option, jsonable, ledger_options, open_ledger
-from llmchain.cli.digest import _progress_bar
-from llmchain.cli.ledger import _loss_text, _when, checkpoint_line, release_line
+from llmchain.cli.digest import hashing_progress
+from llmchain.cli.ledger import checkpoint_line, loss_text, release_line, when_text
 
 if TYPE_CHECKING:
     from llmchain.audit import AuditReport
@@ -61,7 +61,7 @@ def verify_command(
             emit(as_json, {"ok": proof.ok, **jsonable(proof)}, lambda: _tensor_lines(proof))
             ok = proof.ok
         else:
-            with _progress_bar(quiet or as_json) as progress:
+            with hashing_progress(quiet or as_json) as progress:
                 result = verify_weights(ledger, path, expect=expect, model=model_name, reference=reference, progress=progress)
             emit(as_json, {"ok": result.ok, **jsonable(result)}, lambda: _verify_lines(result))
             ok = result.ok
@@ -145,8 +145,8 @@ def _verify_lines(result: VerifyResult) -> list[str]:
         lines += [
             f"  model    {result.model.name} (id {result.model.id})",
             f"  run      {cp.run_id} ({result.run.status.name.lower()}), checkpoint #{cp.index}, step {cp.step}",
-            f"  val loss {_loss_text(cp.val_loss)}",
-            f"  committed by {cp.committer} at {_when(cp.timestamp)} (block {cp.block_number})",
+            f"  val loss {loss_text(cp.val_loss)}",
+            f"  committed by {cp.committer} at {when_text(cp.timestamp)} (block {cp.block_number})",
             f"  status   {cp.status.name.lower()}",
             "  releases " + (", ".join(f"{r.label} ({r.status.name.lower()})" for r in result.releases) or "none"),
         ]
@@ -185,7 +185,7 @@ def _audit_lines(result: AuditReport) -> list[str]:
     for history in result.runs:
         run = history.run
         spec = run.spec
-        lines += ["", f"Run {run.id} ({run.status.name.lower()}) by {run.trainer}, started {_when(run.started_at)}",
+        lines += ["", f"Run {run.id} ({run.status.name.lower()}) by {run.trainer}, started {when_text(run.started_at)}",
                   f"  config {spec.config_digest}", f"  dataset {spec.dataset_digest}", f"  code {spec.code_digest}",
                   f"  environment {spec.env_digest}"]
         if spec.base_checkpoint is not None:
