@@ -15,6 +15,7 @@ import hashlib
 import math
 import os
 import platform
+import secrets
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -148,6 +149,20 @@ class Distributed:
         """torchrun sets RANK, WORLD_SIZE and LOCAL_RANK; without them this is a single process."""
         world = int(os.environ.get("WORLD_SIZE", "1"))
         return cls(int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def fresh_seed() -> int | None:
+    """A new seed for a new run, or None to keep the preset's under torchrun.
+
+    The ledger keeps each weights digest once, so a second run of the same command with the same
+    seed would train weights that run 1 already committed and leave run 2 with nothing of its own.
+    A fresh seed (recorded in the run's config and training state, so resume and replay still
+    reproduce it) gives every run its own weights. Distributed ranks must agree on the seed and
+    cannot share a random draw before the process group exists, so they keep the preset's.
+    """
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        return None
+    return secrets.randbelow(2**31)
 
 
 def step_seed(seed: int, step: int, rank: int) -> int:

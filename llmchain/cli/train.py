@@ -86,7 +86,7 @@ class _Renderer:
 @click.option("--batch-size", type=int, help="Sequences per batch per process.")
 @click.option("--block-size", type=int, help="Context length in tokens.")
 @click.option("--learning-rate", type=float, help="Peak learning rate.")
-@click.option("--seed", type=int, help="Seed for init, batch order and dropout.")
+@click.option("--seed", type=int, help="Seed for init, batch order and dropout (default: a fresh one per run, recorded; 1337 under torchrun).")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), help="Default: cuda when present (bf16 autocast), else cpu.")
 @click.option("--init-from", help="Fine-tune from a checkpoint path or NAME@LABEL (verified on the ledger first).")
 @click.option("--distill-from", help="Distill from a teacher checkpoint path or NAME@LABEL (verified first).")
@@ -109,13 +109,15 @@ def train_command(ledger_opts: LedgerOptions, as_json: bool, quiet: bool, preset
       llmchain train --init-from llmchain/tiny-gpt@v1 --data mycode/ --steps 500
       torchrun --nproc_per_node 2 -m llmchain train --steps 300
     """
-    from llmchain.train import DEFAULT_MODEL, PRESETS, TrainRequest, default_run_dir, train
+    from llmchain.train import DEFAULT_MODEL, PRESETS, TrainRequest, default_run_dir, fresh_seed, train
 
     overrides = {
         "max_steps": flags.pop("steps"), "checkpoint_every": flags.pop("checkpoint_every"),
         "batch_size": flags.pop("batch_size"), "block_size": flags.pop("block_size"),
         "learning_rate": flags.pop("learning_rate"), "seed": flags.pop("seed"),
     }
+    if not flags["resume"] and overrides["seed"] is None:
+        overrides["seed"] = fresh_seed()  # a new run gets its own weights; --seed N reproduces one
     chosen = {k: v for k, v in overrides.items() if v is not None}
     config = replace(PRESETS[preset or "tiny"], **chosen) if (preset or chosen) else None
     name_for_dir = model_name or DEFAULT_MODEL

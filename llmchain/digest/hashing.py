@@ -5,8 +5,11 @@ memoryview slices of a memory-mapped file hashes on every core without copying a
 Why MADV_DONTNEED: the pages of a file mapping stay mapped, and count towards RSS, until the kernel
 needs memory; dropping each chunk's pages right after it is hashed keeps RSS near
 workers × CHUNK_SIZE however large the file is (the page cache still holds them for the next
-reader). Small tensors are batched into one job so a model of many tiny tensors does not pay a
-task per tensor. Plain threads and a queue rather than concurrent.futures: the latter imports
+reader). Why no MAP_POPULATE, MADV_WILLNEED/POPULATE_READ or preadv into a reused buffer: measured
+on Linux 6.x with a warm cache, faults map the page cache's large folios (~1,200 faults per GiB,
+~1% of the CPU time), none of those beat plain faulting, and preadv adds a copy.
+Small tensors are batched into one job so a model of many tiny tensors does not pay a task per
+tensor. Plain threads and a queue rather than concurrent.futures: the latter imports
 logging and friends, which costs `llmchain digest` a measurable share of its startup.
 """
 
@@ -20,8 +23,7 @@ import queue
 import threading
 from collections.abc import Callable, Generator, Sequence
 from contextlib import closing
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from llmchain.digest.leaf import CHUNK_SIZE, data_hash
 
@@ -32,9 +34,12 @@ _PAGE = mmap.PAGESIZE
 _DONTNEED = getattr(mmap, "MADV_DONTNEED", None)
 
 
-@dataclass(frozen=True)
-class Span:
-    """The bytes of one tensor: ``nbytes`` bytes at ``offset`` in ``buffer``."""
+class Span(NamedTuple):
+    """The bytes of one tensor: ``nbytes`` bytes at ``offset`` in ``buffer``.
+
+    A NamedTuple, as are ``TensorSource`` and ``Entry``: building a frozen dataclass costs about
+    0.3 ms at import, which every `llmchain digest` run pays.
+    """
 
     buffer: Any  # anything with the buffer protocol: mmap.mmap, bytes, a 1-D uint8 numpy array
     offset: int

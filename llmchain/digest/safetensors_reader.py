@@ -16,9 +16,8 @@ import json
 import mmap
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from llmchain.digest.dtypes import expected_nbytes
 from llmchain.errors import BadInput
@@ -28,8 +27,7 @@ MAX_NESTING = 32  # a valid header nests 3 deep (header -> tensor -> shape); all
 _STRUCTURE = re.compile(rb'[\[\]{}"\\]')  # the bytes that open/close containers and strings
 
 
-@dataclass(frozen=True)
-class Entry:
+class Entry(NamedTuple):
     """One tensor as the header describes it; offsets are relative to the data section."""
 
     name: str

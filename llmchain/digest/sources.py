@@ -13,9 +13,8 @@ import json
 import sys
 from collections.abc import Iterable, Mapping
 from contextlib import ExitStack
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from llmchain.digest.hashing import Span
 from llmchain.digest.safetensors_reader import SafetensorsFile
@@ -50,8 +49,7 @@ _NUMPY_BY_KIND = {
 }
 
 
-@dataclass(frozen=True)
-class TensorSource:
+class TensorSource(NamedTuple):
     """One tensor ready to hash; ``origin`` names its file for error messages."""
 
     name: str
