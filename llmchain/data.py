@@ -18,6 +18,7 @@ import os
 import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -63,7 +64,7 @@ class Dataset:
     documents: int
     skipped_binary: int  # files in a --data directory that were not UTF-8 text
     digest: bytes  # 32-byte SHA-256, algorithm DATASET_DIGEST_ALGORITHM
-    spec: dict[str, object]  # tokenizer + split rule, stored with the run
+    spec: dict[str, Any]  # tokenizer + split rule, stored with the run
 
     @property
     def digest_hex(self) -> str:
@@ -104,7 +105,7 @@ def load_dataset(data: Path | None = None, *, tokenizer: ByteTokenizer | None = 
     )
 
 
-def dataset_digest(docs: list[Document], spec: dict[str, object]) -> bytes:
+def dataset_digest(docs: list[Document], spec: dict[str, Any]) -> bytes:
     """SHA-256 of canonical JSON: spec + sorted (relative path, content SHA-256) pairs."""
     entries = sorted((d.path, hashlib.sha256(d.content).hexdigest()) for d in docs)
     canonical = json.dumps(
@@ -251,15 +252,15 @@ class Segment:
         }
 
     @classmethod
-    def from_json(cls, data: dict[str, object]) -> Segment:
+    def from_json(cls, data: dict[str, Any]) -> Segment:
         if data.get("format") != SEGMENT_FORMAT:
             raise ValueError(f"not a {SEGMENT_FORMAT} record")
-        shape = tuple(int(n) for n in data["shape"])  # type: ignore[attr-defined]
+        shape = tuple(int(n) for n in data["shape"])
         offsets = np.asarray(data["offsets"], dtype=np.int64).reshape(shape)
         return cls(
-            start_step=int(data["start_step"]),  # type: ignore[arg-type]
-            end_step=int(data["end_step"]),  # type: ignore[arg-type]
-            block_size=int(data["block_size"]),  # type: ignore[arg-type]
+            start_step=int(data["start_step"]),
+            end_step=int(data["end_step"]),
+            block_size=int(data["block_size"]),
             dataset_digest=bytes.fromhex(str(data["dataset_digest"])),
             offsets=offsets,
         )

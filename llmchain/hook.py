@@ -209,7 +209,8 @@ def _ensure_model(ledger: Ledger, name: str, card: dict[str, Any], parent: Paren
         lineage = Lineage(Relation.parse(parent.relation), parent.model_id, _ledger_digest(parent.digest))
     if existing is None:
         return ledger.register_model(name, _ledger_digest(record_digest(CARD_DIGEST_ALGORITHM, card)), parent=lineage)
-    if parent is not None and (existing.parent is None or existing.parent.checkpoint.value != parent.digest.value):
+    recorded = existing.parent.checkpoint if existing.parent is not None else None
+    if parent is not None and (recorded is None or recorded.value != parent.digest.value):
         raise BadInput(f"model {name} exists without lineage to {parent.source}; pass --model NEW-NAME for the derived model")
     return existing
 
@@ -395,20 +396,23 @@ def commit_entries(hook: LedgerHook, entries: list[OutboxEntry]) -> list[tuple[O
     committed them before a crash could journal it, or an identical earlier run (same seed, config
     and data give the same weights) did, and the ledger keeps each digest once.
     """
+    ledger, run_id = hook.ledger, hook.run.run_id
+    if ledger is None or run_id is None:
+        raise LedgerError(f"run {hook.run_dir} has no ledger run to commit to; open it with a ledger (llmchain sync)")
     done, todo = [], []
     for entry in entries:
-        known = lookup(hook.ledger, entry.weights)
+        known = lookup(ledger, entry.weights)
         if known is None:
             todo.append(entry)
             continue
         receipt = {"run_id": known.run_id, "step": known.step, "block": known.block_number}
-        note = (f"{entry.checkpoint.name} was already committed" if known.run_id == hook.run.run_id else
+        note = (f"{entry.checkpoint.name} was already committed" if known.run_id == run_id else
                 f"{entry.checkpoint.name}: identical weights already committed by run {known.run_id} at step {known.step}; not committed again")
         done.append((hook.outbox.mark_committed(entry, receipt), note))
     for first in range(0, len(todo), 256):
         chunk = todo[first : first + 256]
         specs = [_spec(entry.info()) for entry in chunk]
-        for entry, cp in zip(chunk, hook.ledger.commit_checkpoints(hook.run.run_id, specs)):
+        for entry, cp in zip(chunk, ledger.commit_checkpoints(run_id, specs)):
             receipt = {"run_id": cp.run_id, "step": cp.step, "index": cp.index, "block": cp.block_number}
             done.append((hook.outbox.mark_committed(entry, receipt), f"committed {entry.checkpoint.name}"))
     return sorted(done, key=lambda pair: pair[0].step)

@@ -106,8 +106,10 @@ class Ledger:
             model_id = name_or_id
         elif isinstance(name_or_id, str) and name_or_id.isdigit():
             model_id = int(name_or_id)
-        else:
+        elif isinstance(name_or_id, str):
             model_id = self.conn.call(self._fns.modelIdOf(check_name(name_or_id)))
+        else:
+            raise BadInput(f"a model is named by its name or id, not {name_or_id!r}")
         if not 0 < model_id <= self.conn.call(self._fns.modelCount()):
             raise BadInput(f"unknown model {name_or_id!r}: register it first (llmchain register NAME)")
         return model_id

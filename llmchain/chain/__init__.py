@@ -101,7 +101,7 @@ class Connection:
         self._defaults = defaults
         self._keystore_signer = keystore_signer
         self._store = store
-        self._events = event_codecs(registry.abi)
+        self._events = event_codecs(registry.abi)  # type: ignore[arg-type]  # web3 types ABI entries as TypedDicts
 
     @property
     def sender(self) -> ChecksumAddress:

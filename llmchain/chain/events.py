@@ -27,7 +27,7 @@ class EventCodec:
 
     def __init__(self, abi: dict[str, Any]) -> None:
         self.name: str = abi["name"]
-        self.topic0 = event_abi_to_log_topic(abi)
+        self.topic0 = event_abi_to_log_topic(abi)  # type: ignore[arg-type]  # a plain ABI dict is an ABIEvent
         self._indexed = [item for item in abi["inputs"] if item["indexed"]]
         self._unindexed = [item for item in abi["inputs"] if not item["indexed"]]
         self._indexed_types = [_type_string(item) for item in self._indexed]

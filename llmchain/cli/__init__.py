@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib
 import os
-import sys
 from typing import Any
 
 import click
@@ -106,4 +105,4 @@ for _name, _target in {
     register(_name, _target)
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

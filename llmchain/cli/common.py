@@ -39,7 +39,7 @@ class LedgerOptions:
     def connect_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for :func:`llmchain.chain.connect`."""
         account: str | int | None = self.account
-        if account is not None and account.isdigit():
+        if isinstance(account, str) and account.isdigit():
             account = int(account)
         kwargs: dict[str, Any] = {
             "ledger_dir": self.ledger,

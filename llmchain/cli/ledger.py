@@ -197,13 +197,17 @@ def _lineage(ledger: Any, parent: str | None, checkpoint: Digest | bytes | None,
         return None
     if relation is None:
         raise BadInput(f"a parent needs --relation ({', '.join(_RELATIONS)})")
-    if isinstance(checkpoint, bytes):
-        found = ledger.lookup(checkpoint)
-        if found is None:
-            raise BadInput("--parent-checkpoint is not on this ledger: give it as ALGORITHM:HEX for external weights")
-        checkpoint = found.weights_digest
+    parent_digest = checkpoint if not isinstance(checkpoint, bytes) else _committed_digest(ledger, checkpoint)
     model_id = ledger.model_id(parent) if parent is not None else None
-    return Lineage(Relation.parse(relation), model_id, checkpoint)
+    return Lineage(Relation.parse(relation), model_id, parent_digest)
+
+
+def _committed_digest(ledger: Any, value: bytes) -> Digest:
+    """A bare digest value names a checkpoint on this ledger, whose record supplies the algorithm."""
+    found = ledger.lookup(value)
+    if found is None:
+        raise BadInput("--parent-checkpoint is not on this ledger: give it as ALGORITHM:HEX for external weights")
+    return found.weights_digest
 
 
 def _set_trainer(model: str, trainer: str, ledger_opts: LedgerOptions, as_json: bool, *, granted: bool) -> None:
