@@ -72,6 +72,15 @@ def ensure_node_tools() -> None:
     stamp.write_text(digest)
 
 
+def compile_sources() -> None:
+    """Byte-compile the package (only files changed since the last run are recompiled).
+
+    With PYTHONDONTWRITEBYTECODE set, as on some machines, an editable install would otherwise
+    recompile every module on every `llmchain` start (about 10 ms of a 60 ms `llmchain digest`).
+    """
+    subprocess.run([str(BIN / "python"), "-m", "compileall", "-q", str(ROOT / "llmchain")], check=True)
+
+
 def main(argv: list[str]) -> int:
     if sys.version_info < (3, 10):
         sys.exit("dev.py: llmchain needs Python 3.10 or newer.")
@@ -81,6 +90,7 @@ def main(argv: list[str]) -> int:
     job, rest = argv[0], argv[1:]
     ensure_python_env()
     ensure_node_tools()
+    compile_sources()
     env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
     if job == "train":
         cmd = [str(BIN / "llmchain"), "train", *rest]

@@ -8,6 +8,7 @@ into one line on stderr and the exit code its class names (0 ok, 1 verification 
 
 from __future__ import annotations
 
+import gc
 import importlib
 import os
 from typing import Any
@@ -73,7 +74,12 @@ def cli() -> None:
 
 def main() -> None:
     """Console-script entry point."""
-    cli(prog_name="llmchain")
+    try:
+        cli(prog_name="llmchain")
+    finally:
+        # Skip the cyclic garbage collection of every object at interpreter exit (~8 ms of a
+        # 60 ms `llmchain digest`); commands close their files and ledgers explicitly.
+        gc.freeze()
 
 
 # Subcommands, by module. Each module owns its commands' parsing and rendering only.
