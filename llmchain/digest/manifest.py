@@ -125,13 +125,7 @@ class Manifest:
 
     @classmethod
     def read(cls, path: str | PathLike[str]) -> Manifest:
-        try:
-            document = json.loads(Path(path).read_bytes().decode("utf-8"))
-        except OSError as err:
-            raise BadInput(f"{path}: cannot read manifest: {err.strerror or err}") from None
-        except (ValueError, RecursionError) as err:
-            raise BadInput(f"{path}: manifest is not valid JSON ({err})") from None
-        return cls.from_json(document, str(path))
+        return cls.from_json(read_json_document(path, "manifest"), str(path))
 
 
 def default_manifest_path(model_path: str | PathLike[str]) -> Path:
@@ -140,3 +134,13 @@ def default_manifest_path(model_path: str | PathLike[str]) -> Path:
     if path.is_dir():
         return path / "tensors.manifest.json"
     return path.with_name(path.name + ".manifest.json")
+
+
+def read_json_document(path: str | PathLike[str], what: str) -> Any:
+    """A JSON file (a manifest, a proof), or BadInput naming the file and what it should have been."""
+    try:
+        return json.loads(Path(path).read_bytes().decode("utf-8"))
+    except OSError as err:
+        raise BadInput(f"{path}: cannot read {what}: {err.strerror or err}") from None
+    except (ValueError, RecursionError) as err:
+        raise BadInput(f"{path}: {what} is not valid JSON ({err})") from None

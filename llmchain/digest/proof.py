@@ -15,7 +15,7 @@ from typing import Any
 
 from llmchain.digest import merkle
 from llmchain.digest.leaf import ALGORITHM, TensorLeaf
-from llmchain.digest.manifest import leaf_from_json, leaf_to_json
+from llmchain.digest.manifest import leaf_from_json, leaf_to_json, read_json_document
 from llmchain.digest.model_digest import ModelDigest
 from llmchain.errors import BadInput
 
@@ -100,10 +100,4 @@ class ProofDocument:
 
     @classmethod
     def read(cls, path: str | PathLike[str]) -> ProofDocument:
-        try:
-            document = json.loads(Path(path).read_bytes().decode("utf-8"))
-        except OSError as err:
-            raise BadInput(f"{path}: cannot read proof: {err.strerror or err}") from None
-        except (ValueError, RecursionError) as err:
-            raise BadInput(f"{path}: proof is not valid JSON ({err})") from None
-        return cls.from_json(document, str(path))
+        return cls.from_json(read_json_document(path, "proof"), str(path))
