@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from llmchain.chain import Connection
 
 MAX_BATCH = 256  # the contract's MAX_BATCH
+_RELEASE_PAGE = 100  # releases per releasesOf call
 _STATUS_PAGE = 500  # digests per statusesOf call when listing a run
 _ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 _CHAIN_TYPES = (
@@ -257,6 +258,19 @@ class Ledger:
         _page(offset, limit)
         model_id = self.model_id(model)
         return [self._release(model_id, raw) for raw in self.conn.call(self._fns.releasesOf(model_id, offset, limit))]
+
+    def releases_naming(self, model: Model, weights_digest: Digest | bytes) -> list[Release]:
+        """Releases of ``model`` whose label names these weights, oldest first.
+
+        Scans the paged ``releasesOf`` view but resolves only the matching releases (a log read
+        each), so verifying weights stays cheap on a model with many releases.
+        """
+        value = _digest_value(weights_digest)
+        matches: list[Any] = []
+        for offset in range(0, model.release_count, _RELEASE_PAGE):
+            page = self.conn.call(self._fns.releasesOf(model.id, offset, _RELEASE_PAGE))
+            matches += [raw for raw in page if bytes(raw[1]) == value]
+        return [self._release(model.id, raw) for raw in matches]
 
     def deprecate_release(self, model: str | int, label: str, reason: str) -> None:
         """Mark a release deprecated (owner only)."""

@@ -38,7 +38,7 @@ from llmchain.digest import (
 )
 from llmchain.errors import BadInput, ContractRevert, VerificationFailed
 from llmchain.ledger import Ledger
-from llmchain.records import Checkpoint, Digest, Model, Release, Run, Status, label_from_chain
+from llmchain.records import Checkpoint, Digest, Model, Release, Run, Status
 
 _RUN_STEP = re.compile(r"(\d+):(\d+)")
 # File names of a training checkpoint directory (llmchain.checkpoint); repeated here because that
@@ -46,7 +46,6 @@ _RUN_STEP = re.compile(r"(\d+):(\d+)")
 INFO_FILE = "checkpoint.json"
 WEIGHTS_FILE = "model.safetensors"
 MANIFEST_FILE = "manifest.json"
-_RELEASE_PAGE = 100  # releases per releasesOf call
 
 
 @dataclass(frozen=True)
@@ -192,7 +191,7 @@ def verify_digest(
     warnings: list[str] = []
     checkpoint = _lookup(ledger, digest, problems)
     owner = ledger.get_model(checkpoint.model_id) if checkpoint else None
-    releases = _releases_naming(ledger, checkpoint, owner) if checkpoint and owner else ()
+    releases = tuple(ledger.releases_naming(owner, checkpoint.weights_digest)) if checkpoint and owner else ()
     if checkpoint is not None:
         _status_problems(checkpoint, releases, problems, warnings)
         _claim_problems(path, checkpoint, problems)
@@ -330,23 +329,6 @@ def _claim_problems(path: Path, checkpoint: Checkpoint, problems: list[str]) -> 
             f"{path.parent} says it is run {run_id} step {step}, but these weights were committed as run "
             f"{checkpoint.run_id} step {checkpoint.step} (files swapped or copied?)"
         )
-
-
-def _releases_naming(ledger: Ledger, checkpoint: Checkpoint, model: Model) -> tuple[Release, ...]:
-    """Every release of ``model`` whose label names these weights.
-
-    Adapter over the registry's ``releasesOf`` view: ``Ledger.list_releases`` resolves every
-    release's checkpoint (a log read each), which on a model with many releases costs more than the
-    rest of a verification; here only the releases naming these weights are resolved.
-    """
-    if model.release_count == 0:
-        return ()
-    view = ledger.conn.registry.functions.releasesOf
-    labels: list[str] = []
-    for offset in range(0, model.release_count, _RELEASE_PAGE):
-        page = ledger.conn.call(view(model.id, offset, _RELEASE_PAGE))
-        labels += [label_from_chain(raw[0]) for raw in page if bytes(raw[1]) == checkpoint.weights_digest.value]
-    return tuple(ledger.get_release(model.id, label) for label in labels)
 
 
 def _status_problems(checkpoint: Checkpoint, releases: tuple[Release, ...], problems: list[str], warnings: list[str]) -> None:

@@ -164,6 +164,10 @@ def test_releases_and_revocation(ledger: Ledger, run_id: int) -> None:
     assert (release.label, release.checkpoint, release.status) == ("1.0.0", first, Status.ACTIVE)
     ledger.release("acme/tiny-gpt", "1.1.0", second.weights_digest.value)
     assert [r.label for r in ledger.list_releases("acme/tiny-gpt")] == ["1.0.0", "1.1.0"]
+    ledger.release("acme/tiny-gpt", "1.0.1", first.weights_digest)
+    model = ledger.get_model("acme/tiny-gpt")
+    assert [r.label for r in ledger.releases_naming(model, first.weights_digest)] == ["1.0.0", "1.0.1"]
+    assert [r.label for r in ledger.releases_naming(model, second.weights_digest.value)] == ["1.1.0"]
     ledger.deprecate_release("acme/tiny-gpt", "1.0.0", "superseded by 1.1.0")
     assert ledger.get_release(1, "1.0.0").status is Status.DEPRECATED
     ledger.revoke_checkpoint(second.weights_digest, "trained on leaked eval data")
