@@ -9,10 +9,15 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from llmchain.errors import LedgerError
+
+
+ARTIFACT_DIR = Path(__file__).resolve().parent / "artifacts"
+"""Package data, read by path: llmchain installs as plain files (importlib.resources would cost
+about 10 ms of imports on every ledger command, for zip imports we do not support)."""
 
 
 @dataclass(frozen=True)
@@ -26,13 +31,14 @@ class Artifact:
     compiler: str  # e.g. "solc 0.8.37+commit.f401782d"
     settings: dict[str, Any]  # the solc settings used (evmVersion, optimizer, ...)
     source_sha256: dict[str, str]  # source unit -> 0x sha256 of its text
+    storage_layout: dict[str, Any]  # solc's storageLayout: where each state variable lives
 
 
 @lru_cache(maxsize=None)
 def load_artifact(name: str = "ModelRegistry") -> Artifact:
     """Load the committed artifact of contract ``name``."""
     try:
-        text = resources.files("llmchain").joinpath("artifacts", f"{name}.json").read_text(encoding="utf-8")
+        text = (ARTIFACT_DIR / f"{name}.json").read_text(encoding="utf-8")
     except FileNotFoundError as err:
         raise LedgerError(f"no compiled artifact for contract {name!r}; reinstall llmchain") from err
     data = json.loads(text)
@@ -44,4 +50,5 @@ def load_artifact(name: str = "ModelRegistry") -> Artifact:
         compiler=data["compiler"],
         settings=data["settings"],
         source_sha256=data["sourceSha256"],
+        storage_layout=data["storageLayout"],
     )

@@ -27,8 +27,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from llmchain.digest import DigestDiff, Manifest, ModelDigest, diff, digest_path
 from llmchain.errors import BadInput, VerificationFailed
-from llmchain.ledger import Ledger, chain_head
-from llmchain.records import Checkpoint, Digest, Model, Release, Run, Status
+from llmchain.records import Checkpoint, Digest, LedgerReader, Model, Release, Run, Status
 from llmchain.verify import INFO_FILE, MANIFEST_FILE, WEIGHTS_FILE, claimed_position, describe_diff, require_run
 
 if TYPE_CHECKING:
@@ -110,7 +109,7 @@ class AuditReport:
 
 
 def audit(
-    ledger: Ledger,
+    ledger: LedgerReader,
     model: str | int,
     *,
     run_id: int | None = None,
@@ -159,7 +158,7 @@ def _all(page: Callable[[int], list[T]]) -> list[T]:
             return items
 
 
-def _runs(ledger: Ledger, model: Model, run_id: int | None) -> list[Run]:
+def _runs(ledger: LedgerReader, model: Model, run_id: int | None) -> list[Run]:
     if run_id is None:
         return _all(lambda offset: ledger.list_runs(model.id, offset, _PAGE))
     run = require_run(ledger, run_id, "--run")
@@ -168,15 +167,13 @@ def _runs(ledger: Ledger, model: Model, run_id: int | None) -> list[Run]:
     return [run]
 
 
-def _history(ledger: Ledger, run: Run) -> RunHistory:
+def _history(ledger: LedgerReader, run: Run) -> RunHistory:
     """The run's checkpoints, verified against its head by the ledger client; a refusal is kept."""
     try:
         checkpoints = ledger.list_checkpoints(run.id)
     except VerificationFailed as err:
         return RunHistory(run, (), None, str(err))
-    conn = ledger.conn
-    head = chain_head(conn.chain_id, conn.registry.address, run.id, checkpoints)
-    return RunHistory(run, tuple(checkpoints), head, None)
+    return RunHistory(run, tuple(checkpoints), run.head, None)  # list_checkpoints reproduced this head
 
 
 def _chain_check(histories: tuple[RunHistory, ...]) -> Check:
@@ -199,7 +196,7 @@ def _steps_check(histories: tuple[RunHistory, ...]) -> Check:
     return Check("steps increase", True, "every run's steps strictly increase")
 
 
-def _release_check(ledger: Ledger, model: Model, releases: tuple[Release, ...]) -> Check:
+def _release_check(ledger: LedgerReader, model: Model, releases: tuple[Release, ...]) -> Check:
     """Each release must name a checkpoint committed in a run of this very model."""
     bad, notes = [], []
     for release in releases:
@@ -214,7 +211,7 @@ def _release_check(ledger: Ledger, model: Model, releases: tuple[Release, ...]) 
     return Check("releases", True, f"{len(releases)} release(s), each naming a committed checkpoint of {model.name}")
 
 
-def _lineage(ledger: Ledger, model: Model) -> tuple[LineageLink, ...]:
+def _lineage(ledger: LedgerReader, model: Model) -> tuple[LineageLink, ...]:
     """The chain of ancestors, root first; each link checked by its parent checkpoint digest."""
     links: list[LineageLink] = []
     seen: set[int] = set()
@@ -227,7 +224,7 @@ def _lineage(ledger: Ledger, model: Model) -> tuple[LineageLink, ...]:
     return tuple(reversed(links))
 
 
-def _link(ledger: Ledger, model: Model) -> LineageLink:
+def _link(ledger: LedgerReader, model: Model) -> LineageLink:
     lineage = model.parent
     if lineage is None:
         return LineageLink(model, None, None, None, "root: no lineage parent")
@@ -264,7 +261,7 @@ def _lineage_check(lineage: tuple[LineageLink, ...]) -> Check:
     return Check("lineage", True, detail + "".join(f"; not verifiable here: {u}" for u in unverifiable))
 
 
-def match_local(ledger: Ledger, model: Model, histories: tuple[RunHistory, ...], directory: Path) -> tuple[LocalCheckpoint, ...]:
+def match_local(ledger: LedgerReader, model: Model, histories: tuple[RunHistory, ...], directory: Path) -> tuple[LocalCheckpoint, ...]:
     """Compare every checkpoint directory under ``directory`` with the committed timeline.
 
     A directory matches when its weights are those committed for the run and step it claims, and
@@ -289,7 +286,7 @@ def match_local(ledger: Ledger, model: Model, histories: tuple[RunHistory, ...],
 
 
 def _compare(
-    ledger: Ledger,
+    ledger: LedgerReader,
     model: Model,
     folder: Path,
     committed: dict[tuple[int, int], Checkpoint],

@@ -25,12 +25,12 @@ from eth_utils import keccak
 from solcx.exceptions import SolcError
 from solcx.wrapper import get_solc_version
 
+from llmchain.artifacts import ARTIFACT_DIR
 from llmchain.errors import LedgerError
 
 SOLC_VERSION = "0.8.37"
 ROOT = Path(__file__).resolve().parent.parent
 SHIM = ROOT / "tools" / "solc-shim.cjs"
-ARTIFACT_DIR = Path(__file__).resolve().parent / "artifacts"
 
 # contract name -> source unit (path relative to ROOT; also the name solc records in metadata)
 CONTRACTS: dict[str, str] = {
@@ -49,7 +49,7 @@ SETTINGS: dict[str, Any] = {
     "viaIR": True,
     "metadata": {"bytecodeHash": "ipfs"},
 }
-_OUTPUTS = ["abi", "evm.bytecode.object", "evm.deployedBytecode.object"]
+_OUTPUTS = ["abi", "evm.bytecode.object", "evm.deployedBytecode.object", "storageLayout"]
 
 
 def find_solc() -> Path:
@@ -105,6 +105,7 @@ def _artifact(name: str, out: dict[str, Any], version: str, sources: dict[str, s
         "compiler": f"solc {version.split('.Emscripten')[0]}",
         "settings": SETTINGS,
         "sourceSha256": sources,
+        "storageLayout": out["storageLayout"],
     }
 
 

@@ -14,15 +14,15 @@ events and raises :class:`~llmchain.errors.VerificationFailed` unless it reprodu
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from eth_abi import encode
-from eth_utils import keccak, to_checksum_address
+from eth_utils import to_checksum_address
 from web3 import Web3
 
-from llmchain.errors import BadInput, LedgerError, VerificationFailed
+from llmchain.errors import BadInput, LedgerError
+from llmchain.history import checked_lookup, verified_run
 from llmchain.records import (
     Checkpoint,
     CheckpointSpec,
@@ -37,12 +37,17 @@ from llmchain.records import (
     RunStatus,
     Status,
     check_name,
+    check_page,
+    check_run_id,
     digest_from_chain,
     digest_to_chain,
+    digest_value,
     label_from_chain,
     label_to_chain,
     loss_from_chain,
     loss_to_chain,
+    model_ref,
+    unknown_model,
 )
 
 if TYPE_CHECKING:
@@ -52,10 +57,6 @@ MAX_BATCH = 256  # the contract's MAX_BATCH
 _RELEASE_PAGE = 100  # releases per releasesOf call
 _STATUS_PAGE = 500  # digests per statusesOf call when listing a run
 _ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
-_CHAIN_TYPES = (
-    "bytes32", "uint64", "uint64", "bytes32", "bytes32", "bytes32", "bytes32",
-    "bytes32", "bytes32", "uint64", "address", "uint256", "uint256",
-)  # fmt: skip
 
 
 class Ledger:
@@ -103,16 +104,10 @@ class Ledger:
 
     def model_id(self, name_or_id: str | int) -> int:
         """Resolve a model name (or id, or decimal id string) to an existing model id."""
-        if isinstance(name_or_id, int) and not isinstance(name_or_id, bool):
-            model_id = name_or_id
-        elif isinstance(name_or_id, str) and name_or_id.isdigit():
-            model_id = int(name_or_id)
-        elif isinstance(name_or_id, str):
-            model_id = self.conn.call(self._fns.modelIdOf(check_name(name_or_id)))
-        else:
-            raise BadInput(f"a model is named by its name or id, not {name_or_id!r}")
+        ref = model_ref(name_or_id)
+        model_id = ref if isinstance(ref, int) else self.conn.call(self._fns.modelIdOf(ref))
         if not 0 < model_id <= self.conn.call(self._fns.modelCount()):
-            raise BadInput(f"unknown model {name_or_id!r}: register it first (llmchain register NAME)")
+            raise unknown_model(name_or_id)
         return model_id
 
     def grant_trainer(self, model: str | int, account: str) -> None:
@@ -148,16 +143,16 @@ class Ledger:
 
     def get_run(self, run_id: int) -> Run:
         """Run ``run_id`` with its spec, counters and hash-chain head."""
-        return _run(self.conn.call(self._fns.getRun(_run_id(run_id))))
+        return _run(self.conn.call(self._fns.getRun(check_run_id(run_id))))
 
     def finish_run(self, run_id: int) -> Run:
         """Close an open run as finished."""
-        self.conn.transact(self._fns.finishRun(_run_id(run_id)))
+        self.conn.transact(self._fns.finishRun(check_run_id(run_id)))
         return self.get_run(run_id)
 
     def abort_run(self, run_id: int) -> Run:
         """Close an open run as aborted."""
-        self.conn.transact(self._fns.abortRun(_run_id(run_id)))
+        self.conn.transact(self._fns.abortRun(check_run_id(run_id)))
         return self.get_run(run_id)
 
     def commit_checkpoint(self, run_id: int, spec: CheckpointSpec) -> Checkpoint:
@@ -170,7 +165,7 @@ class Ledger:
         if not 1 <= len(specs) <= MAX_BATCH:
             raise BadInput(f"a batch commit takes 1 to {MAX_BATCH} checkpoints, got {len(specs)}; split it")
         rows = [_checkpoint_to_chain(spec) for spec in specs]
-        run_id = _run_id(run_id)
+        run_id = check_run_id(run_id)
         fn = self._fns.commitCheckpoint(run_id, rows[0]) if len(rows) == 1 else self._fns.commitCheckpoints(run_id, rows)
         receipt = self.conn.transact(fn)
         events = self.conn.registry.events.CheckpointCommitted().process_receipt(receipt)
@@ -179,7 +174,7 @@ class Ledger:
     def lookup(self, weights_digest: Digest | bytes) -> Checkpoint | None:
         """The checkpoint with these weights, or None if they were never committed (one view call
         plus the one block's log). A Digest whose algorithm differs from the recorded one fails."""
-        value = _digest_value(weights_digest)
+        value = digest_value(weights_digest)
         loc = self.conn.call(self._fns.checkpointOf(value))
         if loc[1] == 0:
             return None
@@ -189,24 +184,12 @@ class Ledger:
             to_block=loc[4],
             argument_filters={"runId": loc[1], "weightsDigest": value},
         )
-        if len(logs) != 1:
-            raise LedgerError(
-                f"the node returned {len(logs)} CheckpointCommitted logs for {value.hex()} at block {loc[4]}; "
-                "use a node that keeps full history"
-            )
-        checkpoint = _checkpoint(logs[0], loc[0], Status(loc[6]))
-        if (checkpoint.index, checkpoint.step) != (loc[2], loc[3]):
-            raise VerificationFailed(f"the log for {value.hex()} disagrees with the registry's storage")
-        if isinstance(weights_digest, Digest) and weights_digest.algorithm != checkpoint.weights_digest.algorithm:
-            raise VerificationFailed(
-                f"{value.hex()} was committed as a {checkpoint.weights_digest.algorithm} digest, "
-                f"not {weights_digest.algorithm}"
-            )
-        return checkpoint
+        events = [_checkpoint(log, loc[0], Status(loc[6])) for log in logs]
+        return checked_lookup(weights_digest, events, loc[2], loc[3], loc[4])
 
     def list_runs(self, model: str | int, offset: int = 0, limit: int = 100) -> list[Run]:
         """Runs of ``model``, oldest first, from the on-chain paged view."""
-        _page(offset, limit)
+        check_page(offset, limit)
         return [_run(raw) for raw in self.conn.call(self._fns.runsOf(self.model_id(model), offset, limit))]
 
     def list_checkpoints(self, run_id: int, offset: int = 0, limit: int | None = None) -> list[Checkpoint]:
@@ -215,7 +198,7 @@ class Ledger:
         Fetches the run's events from its ``first_block..last_block`` only and always verifies them
         against the on-chain hash-chain head (VerificationFailed if a log is missing or altered).
         """
-        _page(offset, limit)
+        check_page(offset, limit)
         run = self.get_run(run_id)
         checkpoints = self._verified_checkpoints(run)
         page = checkpoints[offset : None if limit is None else offset + limit]
@@ -234,18 +217,18 @@ class Ledger:
 
     def deprecate_checkpoint(self, weights_digest: Digest | bytes, reason: str) -> None:
         """Mark a checkpoint deprecated (owner of its model)."""
-        self.conn.transact(self._fns.deprecateCheckpoint(_digest_value(weights_digest), _reason(reason)))
+        self.conn.transact(self._fns.deprecateCheckpoint(digest_value(weights_digest), _reason(reason)))
 
     def revoke_checkpoint(self, weights_digest: Digest | bytes, reason: str) -> None:
         """Revoke a checkpoint for good (owner of its model); lookups then show it revoked."""
-        self.conn.transact(self._fns.revokeCheckpoint(_digest_value(weights_digest), _reason(reason)))
+        self.conn.transact(self._fns.revokeCheckpoint(digest_value(weights_digest), _reason(reason)))
 
     # ------------------------------------------------------------ releases
 
     def release(self, model: str | int, label: str, weights_digest: Digest | bytes) -> Release:
         """Name an active checkpoint of ``model`` with a version label (owner only)."""
         model_id = self.model_id(model)
-        self.conn.transact(self._fns.release(model_id, label_to_chain(label), _digest_value(weights_digest)))
+        self.conn.transact(self._fns.release(model_id, label_to_chain(label), digest_value(weights_digest)))
         return self.get_release(model_id, label)
 
     def get_release(self, model: str | int, label: str) -> Release:
@@ -255,7 +238,7 @@ class Ledger:
 
     def list_releases(self, model: str | int, offset: int = 0, limit: int = 100) -> list[Release]:
         """Releases of ``model``, oldest first, from the on-chain paged view."""
-        _page(offset, limit)
+        check_page(offset, limit)
         model_id = self.model_id(model)
         return [self._release(model_id, raw) for raw in self.conn.call(self._fns.releasesOf(model_id, offset, limit))]
 
@@ -265,7 +248,7 @@ class Ledger:
         Scans the paged ``releasesOf`` view but resolves only the matching releases (a log read
         each), so verifying weights stays cheap on a model with many releases.
         """
-        value = _digest_value(weights_digest)
+        value = digest_value(weights_digest)
         matches: list[Any] = []
         for offset in range(0, model.release_count, _RELEASE_PAGE):
             page = self.conn.call(self._fns.releasesOf(model.id, offset, _RELEASE_PAGE))
@@ -299,19 +282,8 @@ class Ledger:
                 to_block=run.last_block,
                 argument_filters={"runId": run.id},
             )
-        checkpoints = sorted((_checkpoint(e, run.model_id, Status.ACTIVE) for e in events), key=lambda c: c.index)
-        if [c.index for c in checkpoints] != list(range(run.checkpoint_count)):
-            raise VerificationFailed(
-                f"run {run.id}: the node returned {len(checkpoints)} checkpoint logs, the registry counts "
-                f"{run.checkpoint_count}; the history is incomplete"
-            )
-        head = chain_head(self.conn.chain_id, self.conn.registry.address, run.id, checkpoints)
-        if head != run.head:
-            raise VerificationFailed(
-                f"run {run.id}: the checkpoint logs do not reproduce the on-chain hash-chain head "
-                f"0x{run.head.hex()}; the history was altered"
-            )
-        return checkpoints
+        checkpoints = (_checkpoint(e, run.model_id, Status.ACTIVE) for e in events)
+        return verified_run(run, checkpoints, self.conn.chain_id, self.conn.registry.address)
 
     def _with_statuses(self, run: Run, checkpoints: list[Checkpoint]) -> list[Checkpoint]:
         """Fill in current statuses (storage, not events); skipped when the run never had a change."""
@@ -337,18 +309,6 @@ class Ledger:
             released_block=raw[5],
             released_at=raw[6],
         )
-
-
-def chain_head(chain_id: int, registry: str, run_id: int, checkpoints: Iterable[Checkpoint]) -> bytes:
-    """Recompute a run's hash-chain head off-chain, exactly as ModelRegistry does (docs/contract.md)."""
-    head = keccak(encode(["uint256", "address", "uint256"], [chain_id, registry, run_id]))
-    for c in checkpoints:
-        fields = [
-            head, c.index, c.step, *digest_to_chain(c.weights_digest), *digest_to_chain(c.state_digest),
-            *digest_to_chain(c.data_digest), loss_to_chain(c.val_loss), c.committer, c.block_number, c.timestamp,
-        ]  # fmt: skip
-        head = keccak(encode(list(_CHAIN_TYPES), fields))
-    return head
 
 
 def _checkpoint(event: Any, model_id: int, status: Status) -> Checkpoint:
@@ -405,32 +365,13 @@ def _required(digest: Digest | None) -> Digest:
     return digest
 
 
-def _digest_value(digest: Digest | bytes) -> bytes:
-    if isinstance(digest, Digest):
-        return digest.value
-    if not isinstance(digest, bytes) or len(digest) != 32:
-        raise BadInput("a weights digest must be 32 bytes")
-    return digest
-
-
 def _address(account: str) -> str:
     if not isinstance(account, str) or not Web3.is_address(account):
         raise BadInput(f"invalid account address {account!r}: expected 0x followed by 40 hex characters")
     return to_checksum_address(account)
 
 
-def _run_id(run_id: int) -> int:
-    if isinstance(run_id, bool) or not isinstance(run_id, int) or run_id < 1:
-        raise BadInput(f"invalid run id {run_id!r}: run ids are integers from 1")
-    return run_id
-
-
 def _reason(reason: str) -> str:
     if not isinstance(reason, str) or not 1 <= len(reason.encode("utf-8")) <= 256:
         raise BadInput("a reason must be 1 to 256 bytes of text")
     return reason
-
-
-def _page(offset: int, limit: int | None) -> None:
-    if offset < 0 or (limit is not None and limit < 0):
-        raise BadInput("offset and limit must not be negative")

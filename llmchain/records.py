@@ -12,6 +12,7 @@ import math
 import re
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import Protocol
 
 from llmchain.errors import BadInput
 
@@ -217,6 +218,22 @@ class RunHead:
     checkpoint_count: int
 
 
+class LedgerReader(Protocol):
+    """The ledger's reads. :class:`llmchain.ledger.Ledger` provides them over any chain;
+    :class:`llmchain.snapshot.RegistrySnapshot` reads the embedded ledger's database directly (no
+    web3 to import), with the same records and errors. Read-only code takes this type."""
+
+    def model_id(self, name_or_id: str | int) -> int: ...
+    def get_model(self, name_or_id: str | int) -> Model: ...
+    def get_run(self, run_id: int) -> Run: ...
+    def list_runs(self, model: str | int, offset: int = 0, limit: int = 100) -> list[Run]: ...
+    def list_checkpoints(self, run_id: int, offset: int = 0, limit: int | None = None) -> list[Checkpoint]: ...
+    def lookup(self, weights_digest: Digest | bytes) -> Checkpoint | None: ...
+    def get_release(self, model: str | int, label: str) -> Release: ...
+    def list_releases(self, model: str | int, offset: int = 0, limit: int = 100) -> list[Release]: ...
+    def releases_naming(self, model: Model, weights_digest: Digest | bytes) -> list[Release]: ...
+
+
 # ---------------------------------------------------------------- chain encodings (ledger only)
 
 
@@ -225,6 +242,42 @@ def check_name(name: str) -> str:
     if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise BadInput(f"invalid model name {name!r}: use 1-64 characters a-z 0-9 . _ / - (e.g. acme/tiny-gpt)")
     return name
+
+
+def check_run_id(run_id: int) -> int:
+    """Return ``run_id`` if it can name a run (an integer from 1), else raise BadInput."""
+    if isinstance(run_id, bool) or not isinstance(run_id, int) or run_id < 1:
+        raise BadInput(f"invalid run id {run_id!r}: run ids are integers from 1")
+    return run_id
+
+
+def check_page(offset: int, limit: int | None) -> None:
+    """Paged listings take a non-negative offset and limit (None: to the end)."""
+    if offset < 0 or (limit is not None and limit < 0):
+        raise BadInput("offset and limit must not be negative")
+
+
+def digest_value(digest: Digest | bytes) -> bytes:
+    """The 32 bytes of a weights digest given as a Digest or as raw bytes."""
+    if isinstance(digest, Digest):
+        return digest.value
+    if not isinstance(digest, bytes) or len(digest) != 32:
+        raise BadInput("a weights digest must be 32 bytes")
+    return digest
+
+
+def model_ref(name_or_id: str | int) -> int | str:
+    """How a model is named: an id (an int or a decimal string) as int, else a valid name; BadInput otherwise."""
+    if isinstance(name_or_id, int) and not isinstance(name_or_id, bool):
+        return name_or_id
+    if isinstance(name_or_id, str):
+        return int(name_or_id) if name_or_id.isdigit() else check_name(name_or_id)
+    raise BadInput(f"a model is named by its name or id, not {name_or_id!r}")
+
+
+def unknown_model(name_or_id: str | int) -> BadInput:
+    """The error for a model name or id the registry does not know."""
+    return BadInput(f"unknown model {name_or_id!r}: register it first (llmchain register NAME)")
 
 
 def label_to_chain(label: str) -> bytes:

@@ -21,6 +21,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from llmchain.digest import (
     DigestDiff,
@@ -37,8 +38,10 @@ from llmchain.digest import (
     verify_proof,
 )
 from llmchain.errors import BadInput, ContractRevert, VerificationFailed
-from llmchain.ledger import Ledger
-from llmchain.records import Checkpoint, Digest, Model, Release, Run, Status
+from llmchain.records import Checkpoint, Digest, LedgerReader, Model, Release, Run, Status
+
+if TYPE_CHECKING:
+    from llmchain.ledger import Ledger
 
 _RUN_STEP = re.compile(r"(\d+):(\d+)")
 # File names of a training checkpoint directory (llmchain.checkpoint); repeated here because that
@@ -122,7 +125,7 @@ def weights_file(path: Path) -> Path:
     return path
 
 
-def resolve_expected(ledger: Ledger, expect: Expectation) -> Checkpoint:
+def resolve_expected(ledger: LedgerReader, expect: Expectation) -> Checkpoint:
     """The checkpoint an expectation names; BadInput if the ledger has no such entry."""
     if expect.label is not None:
         return _release(ledger, expect).checkpoint
@@ -134,7 +137,7 @@ def resolve_expected(ledger: Ledger, expect: Expectation) -> Checkpoint:
     raise BadInput(f"--expect {expect.text}: run {expect.run_id} has no checkpoint at step {expect.step}")
 
 
-def require_run(ledger: Ledger, run_id: int, flag: str) -> Run:
+def require_run(ledger: LedgerReader, run_id: int, flag: str) -> Run:
     """Run ``run_id``; an id the registry does not know is the user's mistake (BadInput), not a chain error."""
     try:
         return ledger.get_run(run_id)
@@ -144,7 +147,7 @@ def require_run(ledger: Ledger, run_id: int, flag: str) -> Run:
         raise BadInput(f"{flag}: there is no run {run_id}; list runs with `llmchain runs MODEL`") from None
 
 
-def _release(ledger: Ledger, expect: Expectation) -> Release:
+def _release(ledger: LedgerReader, expect: Expectation) -> Release:
     """The release ``expect`` names; an unknown label is the user's mistake, not a chain error."""
     try:
         return ledger.get_release(expect.model or "", expect.label or "")
@@ -155,7 +158,7 @@ def _release(ledger: Ledger, expect: Expectation) -> Release:
 
 
 def verify_weights(
-    ledger: Ledger,
+    ledger: LedgerReader,
     path: Path,
     *,
     expect: str | None = None,
@@ -175,7 +178,7 @@ def verify_weights(
 
 
 def verify_digest(
-    ledger: Ledger,
+    ledger: LedgerReader,
     local: ModelDigest,
     path: Path,
     *,
@@ -217,7 +220,7 @@ def verify_digest(
 
 
 def _explain_mismatch(
-    ledger: Ledger, local: ModelDigest, path: Path, reference: Path | None, expected: Checkpoint | None,
+    ledger: LedgerReader, local: ModelDigest, path: Path, reference: Path | None, expected: Checkpoint | None,
     checkpoint: Checkpoint | None, problems: list[str],
 ) -> tuple[DigestDiff, str] | None:
     """When the weights are unknown or not the expected ones, name the tensors that differ."""
@@ -294,7 +297,7 @@ def _committed_root(
     return root, checkpoint
 
 
-def _lookup(ledger: Ledger, digest: Digest, problems: list[str]) -> Checkpoint | None:
+def _lookup(ledger: LedgerReader, digest: Digest, problems: list[str]) -> Checkpoint | None:
     """The ledger's checkpoint for ``digest``; a miss or an algorithm clash becomes a problem."""
     try:
         checkpoint = ledger.lookup(digest)
@@ -346,7 +349,7 @@ def _status_problems(checkpoint: Checkpoint, releases: tuple[Release, ...], prob
 
 
 def _expectation_problems(
-    ledger: Ledger, expect: Expectation, expected: Checkpoint, local: Digest, actual: Checkpoint | None,
+    ledger: LedgerReader, expect: Expectation, expected: Checkpoint, local: Digest, actual: Checkpoint | None,
     problems: list[str],
 ) -> None:
     """Compare the local digest with the expected entry, and check the release's own status."""
@@ -365,7 +368,7 @@ def _expectation_problems(
 
 
 def _explain(
-    local: ModelDigest, path: Path, reference: Path | None, target: Checkpoint | None, ledger: Ledger
+    local: ModelDigest, path: Path, reference: Path | None, target: Checkpoint | None, ledger: LedgerReader
 ) -> tuple[DigestDiff, str, str] | None:
     """Diff the local weights against a manifest the ledger vouches for.
 

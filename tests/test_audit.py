@@ -14,7 +14,8 @@ from web3.datastructures import AttributeDict
 from llmchain.audit import MATCHED, MISSING, TAMPERED, UNCOMMITTED, audit
 from llmchain.chain import Connection
 from llmchain.errors import BadInput
-from llmchain.ledger import Ledger, chain_head
+from llmchain.history import chain_head
+from llmchain.ledger import Ledger
 from llmchain.records import CheckpointSpec, Digest, Lineage, Relation, RunSpec, Status
 from llmchain.verify import verify_weights
 from audit_support import MODEL, ckpt, edit_weights, flip_bit

@@ -10,7 +10,8 @@ import pytest
 
 from llmchain.chain import Connection, connect, deploy_registry
 from llmchain.errors import BadInput, ContractRevert, VerificationFailed
-from llmchain.ledger import Ledger, chain_head
+from llmchain.history import chain_head
+from llmchain.ledger import Ledger
 from llmchain.records import (
     CheckpointSpec,
     Digest,

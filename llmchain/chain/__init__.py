@@ -12,7 +12,6 @@ Every failure surfaces as an ``llmchain.errors`` exception with a one-line messa
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -38,13 +37,14 @@ from llmchain.chain.accounts import (
     pick_node_account,
 )
 from llmchain.chain.deploy import AddressBook, Deployment, check_registry, deploy_contract
-from llmchain.chain.embedded import CHAIN_ID, GAS_CAP, EmbeddedBackend, EmbeddedProvider
+from llmchain.chain.embedded import GAS_CAP, EmbeddedBackend, EmbeddedProvider
 from llmchain.chain.events import event_codecs
 from llmchain.chain.revert import RevertDecoder
 from llmchain.chain.rpc import open_node
 from llmchain.chain.store import LedgerStore
 from llmchain.chain.transactions import call_view, reverts_decoded, send_transaction
 from llmchain.errors import BadInput, LedgerError
+from llmchain.statedb import CHAIN_ID, DATABASE_NAME, LEDGER_FORMAT, LEDGER_FORMAT_VERSION, resolve_ledger_dir
 
 __all__ = [
     "CHAIN_ID",
@@ -58,13 +58,7 @@ __all__ = [
     "resolve_ledger_dir",
 ]
 
-LEDGER_HOME_ENV = "LLMCHAIN_HOME"
-DEFAULT_LEDGER_DIR = Path(".llmchain")
-DATABASE_NAME = "chain.sqlite3"
 ADDRESS_BOOK_NAME = "addresses.json"
-LEDGER_FORMAT = "llmchain-ledger"
-LEDGER_FORMAT_VERSION = 2
-"""2 added the log index (the store's ``logs`` table); a version-1 ledger is upgraded on open."""
 DEV_ACCOUNTS = 10
 BUSY_TIMEOUT_S = 5.0
 """How long a writer waits for another process's write before giving up with ``LedgerBusy``."""
@@ -206,13 +200,6 @@ class LedgerInfo:
     registry: ChecksumAddress
     block_number: int
     created: bool  # False when the ledger already existed
-
-
-def resolve_ledger_dir(ledger_dir: Path | str | None = None) -> Path:
-    """``ledger_dir``, else ``$LLMCHAIN_HOME``, else ``./.llmchain``."""
-    if ledger_dir is not None:
-        return Path(ledger_dir)
-    return Path(os.environ.get(LEDGER_HOME_ENV) or DEFAULT_LEDGER_DIR)
 
 
 def connect(

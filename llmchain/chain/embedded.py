@@ -62,9 +62,7 @@ from web3.types import RPCEndpoint, RPCResponse
 
 from llmchain.chain.store import LedgerStore, LogQuery, LogRow
 from llmchain.errors import LedgerError
-
-CHAIN_ID = 131277322940537
-"""eth-tester's chain id, kept so tools that know eth-tester recognise the embedded chain."""
+from llmchain.statedb import CHAIN_ID
 
 GAS_CAP = 30_000_000
 """Gas limit given to our own transactions: failures are never mined here, so a generous cap costs

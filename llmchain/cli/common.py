@@ -2,7 +2,7 @@
 
 Commands take ``@ledger_options`` (``--ledger``, ``--rpc-url``, ``--account``, ``--keystore``,
 ``--chain-id``, ``--registry``, each with an environment variable) and ``@json_option``, then open
-the ledger with ``with open_ledger(options) as ledger:``. ``emit`` prints either JSON (any mix of
+the ledger with ``with open_ledger(options) as ledger:`` (or ``open_reader`` for commands that only read). ``emit`` prints either JSON (any mix of
 dataclasses, enums, bytes and plain values) or the human lines the command wrote.
 """
 
@@ -21,6 +21,7 @@ import click
 
 if TYPE_CHECKING:
     from llmchain.ledger import Ledger
+    from llmchain.records import LedgerReader
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -113,6 +114,26 @@ def open_ledger(options: LedgerOptions) -> Iterator[Ledger]:
 
     with connect(**options.connect_kwargs()) as conn:
         yield Ledger(conn)
+
+
+@contextmanager
+def open_reader(options: LedgerOptions) -> Iterator[LedgerReader]:
+    """A client for reads only: the embedded ledger's database read directly when the options are
+    the defaults (no web3 to import, about a second sooner), else the full client, which also
+    creates, upgrades or explains a ledger the direct reader cannot open."""
+    if all(value is None for value in (options.rpc_url, options.account, options.keystore, options.chain_id, options.registry)):
+        from llmchain.snapshot import StateUnavailable, open_snapshot
+
+        try:
+            snapshot = open_snapshot(options.ledger)
+        except StateUnavailable:
+            pass
+        else:
+            with snapshot:
+                yield snapshot
+            return
+    with open_ledger(options) as ledger:
+        yield ledger
 
 
 def jsonable(value: Any) -> Any:

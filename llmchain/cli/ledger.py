@@ -7,15 +7,15 @@ CLI group turns into one line and an exit code.
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 from typing import Any
 
 import click
 
-from llmchain.cli.common import LedgerOptions, emit, json_option, ledger_options, open_ledger
+from llmchain.cli.common import LedgerOptions, emit, json_option, ledger_options, open_ledger, open_reader
+from llmchain.cli.render import checkpoint_line, model_lines, release_line, run_lines
 from llmchain.errors import BadInput, VerificationFailed
-from llmchain.records import Checkpoint, Digest, Lineage, Model, Relation, Release, Run
+from llmchain.records import Digest, Lineage, Relation
 
 _RELATIONS = [r.label for r in Relation if r is not Relation.NONE]
 
@@ -39,65 +39,6 @@ def _split_release(target: str) -> tuple[str, str] | None:
     """``MODEL@LABEL`` → (model, label); None when ``target`` is not of that form."""
     model, sep, label = target.rpartition("@")
     return (model, label) if sep and model and label else None
-
-
-# ------------------------------------------------------------------ rendering helpers
-
-
-def when_text(timestamp: int) -> str:
-    return dt.datetime.fromtimestamp(timestamp, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
-
-
-def _digest_text(digest: Digest | None) -> str:
-    return "-" if digest is None else str(digest)
-
-
-def loss_text(loss: float | None) -> str:
-    return "-" if loss is None else f"{loss:.4f}"
-
-
-def model_lines(model: Model) -> list[str]:
-    """A model as text lines."""
-    lines = [f"model {model.id}: {model.name}", f"  owner: {model.owner}"]
-    if model.pending_owner:
-        lines.append(f"  pending owner: {model.pending_owner} (must accept)")
-    lines.append(f"  card: {_digest_text(model.card)}")
-    if model.parent is not None:
-        parent = f"model {model.parent.model_id}" if model.parent.model_id else "external weights"
-        lines.append(f"  {model.parent.relation.label} of {parent}, checkpoint {_digest_text(model.parent.checkpoint)}")
-    lines.append(f"  runs: {model.run_count}, releases: {model.release_count}, registered at block {model.registered_block}")
-    return lines
-
-
-def run_lines(run: Run) -> list[str]:
-    """A run as text lines."""
-    spec = run.spec
-    return [
-        f"run {run.id} ({run.status.name.lower()}) by {run.trainer}, started {when_text(run.started_at)}",
-        f"  checkpoints: {run.checkpoint_count}, last step {run.last_step}, head 0x{run.head.hex()}",
-        f"  config {_digest_text(spec.config_digest)}",
-        f"  dataset {_digest_text(spec.dataset_digest)}",
-        f"  code {_digest_text(spec.code_digest)}",
-        f"  environment {_digest_text(spec.env_digest)}",
-        f"  base checkpoint {_digest_text(spec.base_checkpoint)}",
-    ]
-
-
-def checkpoint_line(cp: Checkpoint) -> str:
-    """One checkpoint as one line."""
-    return (
-        f"run {cp.run_id} #{cp.index} step {cp.step} loss {loss_text(cp.val_loss)} "
-        f"{cp.status.name.lower()} {cp.weights_digest} by {cp.committer} at {when_text(cp.timestamp)} (block {cp.block_number})"
-    )
-
-
-def release_line(release: Release) -> str:
-    """One release as one line."""
-    cp = release.checkpoint
-    return (
-        f"{release.label} ({release.status.name.lower()}) -> run {cp.run_id} step {cp.step} "
-        f"{cp.weights_digest}, released {when_text(release.released_at)}"
-    )
 
 
 # ------------------------------------------------------------------ commands: set-up
@@ -297,7 +238,7 @@ def show_command(model: str, limit: int, ledger_opts: LedgerOptions, as_json: bo
     Example:
       llmchain show acme/tiny-gpt --json
     """
-    with open_ledger(ledger_opts) as ledger:
+    with open_reader(ledger_opts) as ledger:
         found = ledger.get_model(model)
         runs = ledger.list_runs(found.id, 0, limit)
         releases = ledger.list_releases(found.id, 0, limit)
@@ -325,7 +266,7 @@ def runs_command(model: str, offset: int, limit: int, ledger_opts: LedgerOptions
     Example:
       llmchain runs acme/tiny-gpt --limit 10
     """
-    with open_ledger(ledger_opts) as ledger:
+    with open_reader(ledger_opts) as ledger:
         runs = ledger.list_runs(model, offset, limit)
     emit(as_json, runs, lambda: [line for run in runs for line in run_lines(run)] or [f"{model} has no runs"])
 
@@ -343,7 +284,7 @@ def checkpoints_command(run_id: int, offset: int, limit: int | None, ledger_opts
     Example:
       llmchain checkpoints 1 --limit 20
     """
-    with open_ledger(ledger_opts) as ledger:
+    with open_reader(ledger_opts) as ledger:
         checkpoints = ledger.list_checkpoints(run_id, offset, limit)
     emit(as_json, checkpoints, lambda: [checkpoint_line(c) for c in checkpoints] or [f"run {run_id} has no checkpoints"])
 
@@ -360,7 +301,7 @@ def lookup_command(digest: str, ledger_opts: LedgerOptions, as_json: bool) -> No
       llmchain lookup 0x3f5a...c2
     """
     value = parse_digest(digest)
-    with open_ledger(ledger_opts) as ledger:
+    with open_reader(ledger_opts) as ledger:
         found = ledger.lookup(value)
     if found is None:
         raise VerificationFailed(f"{digest} is not on the ledger: no checkpoint with these weights was committed")

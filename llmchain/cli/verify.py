@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING
 
 import click
 
-from llmchain.cli.common import LedgerOptions, emit, json_option, jsonable, ledger_options, open_ledger
+from llmchain.cli.common import LedgerOptions, emit, json_option, jsonable, ledger_options, open_ledger, open_reader
 from llmchain.cli.digest import hashing_progress
-from llmchain.cli.ledger import checkpoint_line, loss_text, release_line, when_text
+from llmchain.cli.render import checkpoint_line, loss_text, release_line, when_text
 
 if TYPE_CHECKING:
     from llmchain.audit import AuditReport
@@ -55,16 +55,16 @@ def verify_command(
     """
     from llmchain.verify import verify_tensor, verify_weights
 
-    with open_ledger(ledger_opts) as ledger:
-        if tensor is not None:
+    if tensor is not None:  # the proof is also checked by the contract's own view: needs the chain
+        with open_ledger(ledger_opts) as ledger:
             proof = verify_tensor(ledger, path, tensor, expect=expect, manifest=manifest)
-            emit(as_json, {"ok": proof.ok, **jsonable(proof)}, lambda: _tensor_lines(proof))
-            ok = proof.ok
-        else:
-            with hashing_progress(quiet or as_json) as progress:
-                result = verify_weights(ledger, path, expect=expect, model=model_name, reference=reference, progress=progress)
-            emit(as_json, {"ok": result.ok, **jsonable(result)}, lambda: _verify_lines(result))
-            ok = result.ok
+        emit(as_json, {"ok": proof.ok, **jsonable(proof)}, lambda: _tensor_lines(proof))
+        ok = proof.ok
+    else:
+        with open_reader(ledger_opts) as reader, hashing_progress(quiet or as_json) as progress:
+            result = verify_weights(reader, path, expect=expect, model=model_name, reference=reference, progress=progress)
+        emit(as_json, {"ok": result.ok, **jsonable(result)}, lambda: _verify_lines(result))
+        ok = result.ok
     if not ok:
         raise click.exceptions.Exit(1)
 
@@ -106,7 +106,7 @@ def audit_command(
     from llmchain.audit import audit
 
     options = _replay_options(segments, data, tolerance, threads, device) if replay else None
-    with open_ledger(ledger_opts) as ledger:
+    with open_reader(ledger_opts) as ledger:
         result = audit(ledger, model, run_id=run_id, checkpoints=checkpoints, replay=options)
     written = None
     if report_dir is not None:
