@@ -81,7 +81,12 @@ def open_snapshot(ledger_dir: Path | str | None = None) -> RegistrySnapshot:
 
 
 class RegistrySnapshot:
-    """Read-only registry client over one committed state of the embedded ledger (see module doc)."""
+    """Read-only registry client over one committed state of the embedded ledger (see module doc).
+
+    It sees the block that was the head when it was opened, and nothing committed later; hold it
+    briefly (its read transaction also keeps SQLite from folding the write-ahead log back into the
+    database) and open a new one to see newer blocks.
+    """
 
     def __init__(self, state: StateDB, directory: Path) -> None:
         meta = state.meta()

@@ -2,8 +2,9 @@
 
 Commands take ``@ledger_options`` (``--ledger``, ``--rpc-url``, ``--account``, ``--keystore``,
 ``--chain-id``, ``--registry``, each with an environment variable) and ``@json_option``, then open
-the ledger with ``with open_ledger(options) as ledger:`` (or ``open_reader`` for commands that only read). ``emit`` prints either JSON (any mix of
-dataclasses, enums, bytes and plain values) or the human lines the command wrote.
+the ledger with ``with open_ledger(options) as ledger:`` (``open_reader`` for commands that only
+read). ``emit`` prints either JSON (any mix of dataclasses, enums, bytes and plain values) or the
+human lines the command wrote.
 """
 
 from __future__ import annotations
