@@ -7,13 +7,13 @@ Loading an artifact needs no compiler. ``runtime_code_hash`` is what the chain l
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from llmchain.errors import LedgerError
-
 
 ARTIFACT_DIR = Path(__file__).resolve().parent / "artifacts"
 """Package data, read by path: llmchain installs as plain files (importlib.resources would cost
@@ -32,6 +32,16 @@ class Artifact:
     settings: dict[str, Any]  # the solc settings used (evmVersion, optimizer, ...)
     source_sha256: dict[str, str]  # source unit -> 0x sha256 of its text
     storage_layout: dict[str, Any]  # solc's storageLayout: where each state variable lives
+
+
+def abi_type(param: Mapping[str, Any]) -> str:
+    """An ABI parameter's canonical type, structs spelled out: ``(bytes32,bytes32)``, ``(uint8,bool)[]``
+    (what selectors, event topics and eth_abi take)."""
+    kind = str(param["type"])
+    if not kind.startswith("tuple"):
+        return kind
+    inner = ",".join(abi_type(component) for component in param["components"])
+    return f"({inner}){kind[len('tuple'):]}"
 
 
 @lru_cache(maxsize=None)

@@ -8,7 +8,8 @@ readers of the ledger, the web3 client (:mod:`llmchain.ledger`) and the direct d
 
 - :func:`verified_run` recomputes a run's hash chain (:func:`chain_head`, exactly as ModelRegistry
   does; docs/contract.md) and refuses a history that does not reproduce the on-chain head;
-- :func:`checked_lookup` refuses a lookup whose event disagrees with the checkpoint's storage slot.
+- :func:`checked_lookup` refuses a lookup whose event disagrees with the checkpoint's storage slot;
+- :func:`released_checkpoint` refuses a release whose digest the registry does not know.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from llmchain.errors import LedgerError, VerificationFailed
-from llmchain.records import Checkpoint, Digest, Run, digest_to_chain, loss_to_chain
-from llmchain.statedb import keccak256
+from llmchain.records import Checkpoint, Digest, Run, digest_to_chain, label_from_chain, loss_to_chain
+from llmchain.statedb import address_bytes, keccak256
 
 
 def chain_head(chain_id: int, registry: str, run_id: int, checkpoints: Iterable[Checkpoint]) -> bytes:
@@ -25,11 +26,11 @@ def chain_head(chain_id: int, registry: str, run_id: int, checkpoints: Iterable[
 
     Every field is a static ABI type, so the encoding is one 32-byte word per field.
     """
-    head = keccak256(_words(chain_id, _address(registry), run_id))
+    head = keccak256(_words(chain_id, address_bytes(registry), run_id))
     for c in checkpoints:
         head = keccak256(_words(
             head, c.index, c.step, *digest_to_chain(c.weights_digest), *digest_to_chain(c.state_digest),
-            *digest_to_chain(c.data_digest), loss_to_chain(c.val_loss), _address(c.committer), c.block_number,
+            *digest_to_chain(c.data_digest), loss_to_chain(c.val_loss), address_bytes(c.committer), c.block_number,
             c.timestamp,
         ))  # fmt: skip
     return head
@@ -72,10 +73,13 @@ def checked_lookup(
     return checkpoint
 
 
+def released_checkpoint(label: bytes, checkpoint: Checkpoint | None) -> Checkpoint:
+    """The checkpoint a release names, which the registry only lets it name once committed."""
+    if checkpoint is None:
+        raise LedgerError(f"release {label_from_chain(label)} points at an unknown checkpoint")
+    return checkpoint
+
+
 def _words(*values: int | bytes) -> bytes:
     """ABI-encode static values: integers big-endian, byte strings (bytes32, addresses) right-aligned."""
     return b"".join(v.rjust(32, b"\0") if isinstance(v, bytes) else v.to_bytes(32, "big") for v in values)
-
-
-def _address(address: str) -> bytes:
-    return bytes.fromhex(address.removeprefix("0x"))

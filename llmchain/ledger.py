@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 from eth_utils import to_checksum_address
 from web3 import Web3
 
-from llmchain.errors import BadInput, LedgerError
-from llmchain.history import checked_lookup, verified_run
+from llmchain.errors import BadInput
+from llmchain.history import checked_lookup, released_checkpoint, verified_run
 from llmchain.records import (
     Checkpoint,
     CheckpointSpec,
@@ -47,6 +47,7 @@ from llmchain.records import (
     loss_from_chain,
     loss_to_chain,
     model_ref,
+    required_digest_from_chain,
     unknown_model,
 )
 
@@ -297,13 +298,10 @@ class Ledger:
         return result
 
     def _release(self, model_id: int, raw: Any) -> Release:
-        checkpoint = self.lookup(bytes(raw[1]))
-        if checkpoint is None:
-            raise LedgerError(f"release {label_from_chain(raw[0])} points at an unknown checkpoint")
         return Release(
             model_id=model_id,
             label=label_from_chain(raw[0]),
-            checkpoint=checkpoint,
+            checkpoint=released_checkpoint(raw[0], self.lookup(bytes(raw[1]))),
             status=Status(raw[3]),
             released_by=raw[4],
             released_block=raw[5],
@@ -319,7 +317,7 @@ def _checkpoint(event: Any, model_id: int, status: Status) -> Checkpoint:
         run_id=args["runId"],
         index=args["index"],
         step=args["step"],
-        weights_digest=_required(digest_from_chain(args["weightsAlgorithm"], args["weightsDigest"])),
+        weights_digest=required_digest_from_chain(args["weightsAlgorithm"], args["weightsDigest"]),
         state_digest=digest_from_chain(state["algorithm"], state["value"]),
         data_digest=digest_from_chain(data["algorithm"], data["value"]),
         val_loss=loss_from_chain(args["valLoss"]),
@@ -331,7 +329,7 @@ def _checkpoint(event: Any, model_id: int, status: Status) -> Checkpoint:
 
 
 def _run(raw: Any) -> Run:
-    config, dataset, code, env, base = (digest_from_chain(alg, value) for alg, value in raw[11])
+    config, dataset, code, env = (required_digest_from_chain(alg, value) for alg, value in raw[11][:4])
     return Run(
         id=raw[0],
         model_id=raw[1],
@@ -344,7 +342,7 @@ def _run(raw: Any) -> Run:
         first_block=raw[8],
         last_block=raw[9],
         head=bytes(raw[10]),
-        spec=RunSpec(_required(config), _required(dataset), _required(code), _required(env), base),
+        spec=RunSpec(config, dataset, code, env, digest_from_chain(*raw[11][4])),
         status_changes=raw[12],
     )
 
@@ -357,12 +355,6 @@ def _checkpoint_to_chain(spec: CheckpointSpec) -> tuple[Any, ...]:
         digest_to_chain(spec.data_digest),
         loss_to_chain(spec.val_loss),
     )
-
-
-def _required(digest: Digest | None) -> Digest:
-    if digest is None:
-        raise LedgerError("the registry returned an empty required digest")
-    return digest
 
 
 def _address(account: str) -> str:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Protocol
 
-from llmchain.errors import BadInput
+from llmchain.errors import BadInput, LedgerError
 
 VAL_LOSS_SCALE = 10**9  # validation loss is stored as round(loss * 1e9) in a uint64
 NO_VAL_LOSS = 2**64 - 1  # on-chain sentinel: loss not measured
@@ -304,6 +304,14 @@ def digest_from_chain(algorithm: bytes, value: bytes) -> Digest | None:
     if not any(value):
         return None
     return Digest(algorithm.rstrip(b"\0").decode("ascii"), bytes(value))
+
+
+def required_digest_from_chain(algorithm: bytes, value: bytes) -> Digest:
+    """A digest the registry never stores empty (weights, run provenance); LedgerError if it is."""
+    digest = digest_from_chain(algorithm, value)
+    if digest is None:
+        raise LedgerError("the registry returned an empty required digest")
+    return digest
 
 
 def loss_to_chain(loss: float | None) -> int:

@@ -24,9 +24,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from llmchain.artifacts import load_artifact
+from llmchain.artifacts import abi_type, load_artifact
 from llmchain.errors import ContractRevert, LedgerError
-from llmchain.history import checked_lookup, verified_run
+from llmchain.history import checked_lookup, released_checkpoint, verified_run
 from llmchain.layout import Storage
 from llmchain.records import (
     Checkpoint,
@@ -47,6 +47,7 @@ from llmchain.records import (
     label_to_chain,
     loss_from_chain,
     model_ref,
+    required_digest_from_chain,
     unknown_model,
 )
 from llmchain.statedb import (
@@ -56,6 +57,7 @@ from llmchain.statedb import (
     LEDGER_FORMAT_VERSION,
     StateDB,
     StateUnavailable,
+    address_bytes,
     checksum_address,
     keccak256,
     resolve_ledger_dir,
@@ -95,7 +97,8 @@ class RegistrySnapshot:
             raise StateUnavailable(f"{directory} is not a version {LEDGER_FORMAT_VERSION} llmchain ledger")
         artifact = load_artifact()
         self.registry = meta["registry_address"]
-        account = state.account(bytes.fromhex(self.registry.removeprefix("0x")))
+        self._registry_address = address_bytes(self.registry)
+        account = state.account(self._registry_address)
         if account is None or "0x" + account[1].hex() != artifact.runtime_code_hash:
             raise StateUnavailable(f"the registry at {self.registry} is not the llmchain ModelRegistry")
         self.chain_id = CHAIN_ID
@@ -175,7 +178,7 @@ class RegistrySnapshot:
         model_id = self._int("_runState", where["runId"], "modelId")
         status = Status(where["status"])
         logs = self._state.logs(
-            _address(self.registry), where["blockNumber"], where["blockNumber"],
+            self._registry_address, where["blockNumber"], where["blockNumber"],
             [self._committed.topic0, where["runId"].to_bytes(32, "big"), value],
         )  # fmt: skip
         events = [self._checkpoint(block, topics, data, model_id, status) for block, topics, data in logs]
@@ -188,7 +191,7 @@ class RegistrySnapshot:
         logs = []
         if run.checkpoint_count:
             logs = self._state.logs(
-                _address(self.registry), run.first_block, run.last_block, [self._committed.topic0, run.id.to_bytes(32, "big")]
+                self._registry_address, run.first_block, run.last_block, [self._committed.topic0, run.id.to_bytes(32, "big")]
             )
         events = (self._checkpoint(block, topics, data, run.model_id, Status.ACTIVE) for block, topics, data in logs)
         checkpoints = verified_run(run, events, self.chain_id, self.registry)[offset : None if limit is None else offset + limit]
@@ -229,13 +232,10 @@ class RegistrySnapshot:
     # ------------------------------------------------------------ internals
 
     def _release(self, model_id: int, label: bytes, raw: dict[str, Any]) -> Release:
-        checkpoint = self.lookup(raw["weightsDigest"])
-        if checkpoint is None:
-            raise LedgerError(f"release {label_from_chain(label)} points at an unknown checkpoint")
         return Release(
             model_id=model_id,
             label=label_from_chain(label),
-            checkpoint=checkpoint,
+            checkpoint=released_checkpoint(label, self.lookup(raw["weightsDigest"])),
             status=Status(raw["status"]),
             released_by=checksum_address(raw["releasedBy"]),
             released_block=raw["releasedBlock"],
@@ -291,7 +291,7 @@ class _EventLayout:
     def __init__(self, abi: list[dict[str, Any]], name: str) -> None:
         (entry,) = (item for item in abi if item.get("type") == "event" and item["name"] == name)
         self.name = name
-        self.topic0 = keccak256(f"{name}({','.join(_abi_type(i) for i in entry['inputs'])})".encode("ascii"))
+        self.topic0 = keccak256(f"{name}({','.join(abi_type(i) for i in entry['inputs'])})".encode("ascii"))
         self._indexed = [item["name"] for item in entry["inputs"] if item["indexed"]]
         self._words = [name for item in entry["inputs"] if not item["indexed"] for name in _word_names(item)]
 
@@ -301,12 +301,6 @@ class _EventLayout:
         fields = dict(zip(self._indexed, topics[1:]))
         fields.update((name, data[32 * i : 32 * i + 32]) for i, name in enumerate(self._words))
         return fields
-
-
-def _abi_type(item: dict[str, Any]) -> str:
-    if item["type"] == "tuple":
-        return "(" + ",".join(_abi_type(c) for c in item["components"]) + ")"
-    return str(item["type"])
 
 
 def _word_names(item: dict[str, Any]) -> list[str]:
@@ -320,11 +314,4 @@ def _digest(raw: dict[str, bytes]) -> Digest | None:
 
 
 def _required(raw: dict[str, bytes]) -> Digest:
-    digest = _digest(raw)
-    if digest is None:
-        raise LedgerError("the registry holds an empty required digest")
-    return digest
-
-
-def _address(address: str) -> bytes:
-    return bytes.fromhex(address.removeprefix("0x"))
+    return required_digest_from_chain(raw["algorithm"], raw["value"])

@@ -64,6 +64,16 @@ def resolve_ledger_dir(ledger_dir: Path | str | None = None) -> Path:
     return Path(os.environ.get(LEDGER_HOME_ENV) or DEFAULT_LEDGER_DIR)
 
 
+def damaged(location: str, what: str) -> LedgerError:
+    """The error for a ledger database whose data is not what was written (both readers raise it)."""
+    return LedgerError(f"ledger database {location} is damaged ({what}): restore it from a backup or choose another --ledger directory")
+
+
+def address_bytes(address: str) -> bytes:
+    """The 20 bytes of a 0x-prefixed hex address (the inverse of :func:`checksum_address`)."""
+    return bytes.fromhex(address.removeprefix("0x"))
+
+
 def keccak256(data: bytes) -> bytes:
     """Ethereum's Keccak-256 (not NIST SHA3-256: the padding differs)."""
     return _keccak.new(digest_bits=256, data=data).digest()
@@ -166,8 +176,10 @@ class StateDB:
         while True:
             if node == b"":
                 return None
-            if isinstance(node, bytes):  # a child is referenced by hash unless its encoding is under 32 bytes
-                node = self._node(node) if len(node) == 32 else self._decode(node)
+            if isinstance(node, bytes):  # a child is referenced by hash unless inlined (a list, under 32 bytes)
+                if len(node) != 32:
+                    raise self._damage("a trie reference is neither a hash nor an inline node")
+                node = self._node(node)
             if not isinstance(node, list) or len(node) not in (2, _BRANCH):
                 raise self._damage("a trie node is neither a branch nor a leaf or extension")
             if len(node) == _BRANCH:
@@ -211,9 +223,7 @@ class StateDB:
         return None if row is None else bytes(row[0])
 
     def _damage(self, what: str) -> LedgerError:
-        return LedgerError(
-            f"ledger database {self.location} is damaged ({what}): restore it from a backup or choose another --ledger directory"
-        )
+        return damaged(self.location, what)
 
 
 def _nibbles(key: bytes) -> bytes:
@@ -245,9 +255,9 @@ def _item(data: bytes, start: int) -> tuple[Node, int]:
     if prefix < 0x80:
         return data[start : start + 1], start + 1
     if prefix < 0xC0:
-        offset, length = _length(data, start, prefix - 0x80, 55)
+        offset, length = _length(data, start, prefix - 0x80)
         return data[offset : offset + length], offset + length
-    offset, length = _length(data, start, prefix - 0xC0, 55)
+    offset, length = _length(data, start, prefix - 0xC0)
     items: list[Node] = []
     position, end = offset, offset + length
     while position < end:
@@ -258,12 +268,13 @@ def _item(data: bytes, start: int) -> tuple[Node, int]:
     return items, end
 
 
-def _length(data: bytes, start: int, short: int, limit: int) -> tuple[int, int]:
-    """(payload offset, payload length) for a string or list prefix."""
-    if short <= limit:
+def _length(data: bytes, start: int, short: int) -> tuple[int, int]:
+    """(payload offset, payload length) for a string or list prefix: a length up to 55 is in the
+    prefix itself, a longer one in the next (prefix - 55) bytes."""
+    if short <= 55:
         end = start + 1 + short
     else:
-        size = short - limit
+        size = short - 55
         short = int.from_bytes(data[start + 1 : start + 1 + size], "big")
         start += size
         end = start + 1 + short

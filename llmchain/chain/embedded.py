@@ -62,7 +62,7 @@ from web3.types import RPCEndpoint, RPCResponse
 
 from llmchain.chain.store import LedgerStore, LogQuery, LogRow
 from llmchain.errors import LedgerError
-from llmchain.statedb import CHAIN_ID
+from llmchain.statedb import CHAIN_ID, damaged
 
 GAS_CAP = 30_000_000
 """Gas limit given to our own transactions: failures are never mined here, so a generous cap costs
@@ -414,10 +414,7 @@ class EmbeddedProvider(EthereumTesterProvider):
                     return {"jsonrpc": "2.0", "id": 0, "result": result}  # type: ignore[typeddict-item]
                 return super().make_request(method, params)
         except _DAMAGE as damage:
-            raise LedgerError(
-                f"ledger database {self._backend.store.location} is damaged ({type(damage).__name__}): "
-                "restore it from a backup or choose another --ledger directory"
-            ) from None
+            raise damaged(self._backend.store.location, type(damage).__name__) from None
         except (EVMValidationError, TesterValidationError) as invalid:
             return _error(-32000, f"invalid transaction: {invalid}")
         except InvalidFilter as invalid:

@@ -19,6 +19,7 @@ from eth_utils import event_abi_to_log_topic, keccak, to_checksum_address, to_he
 from web3.datastructures import AttributeDict
 from web3.types import EventData, LogReceipt
 
+from llmchain.artifacts import abi_type
 from llmchain.errors import BadInput
 
 
@@ -30,8 +31,8 @@ class EventCodec:
         self.topic0 = event_abi_to_log_topic(abi)  # type: ignore[arg-type]  # a plain ABI dict is an ABIEvent
         self._indexed = [item for item in abi["inputs"] if item["indexed"]]
         self._unindexed = [item for item in abi["inputs"] if not item["indexed"]]
-        self._indexed_types = [_type_string(item) for item in self._indexed]
-        self._data_types = [_type_string(item) for item in self._unindexed]
+        self._indexed_types = [abi_type(item) for item in self._indexed]
+        self._data_types = [abi_type(item) for item in self._unindexed]
         self._order = [item["name"] for item in abi["inputs"]]
 
     def topics(self, argument_filters: dict[str, Any] | None) -> list[Any]:
@@ -86,22 +87,13 @@ def event_codecs(abi: Sequence[dict[str, Any]]) -> dict[str, EventCodec]:
     }
 
 
-def _type_string(item: dict[str, Any]) -> str:
-    """The canonical ABI type, structs spelled out: ``(bytes32,bytes32)``, ``(uint8,bool)[]``."""
-    kind = item["type"]
-    if not kind.startswith("tuple"):
-        return kind
-    inner = ",".join(_type_string(component) for component in item["components"])
-    return f"({inner}){kind[len('tuple'):]}"
-
-
 def _is_dynamic(kind: str) -> bool:
     return kind in ("string", "bytes") or kind.endswith("]") or kind.startswith("(")
 
 
 def _topic(item: dict[str, Any], value: Any) -> bytes:
     """An indexed argument as its 32-byte topic (dynamic types are stored as their keccak)."""
-    kind = _type_string(item)
+    kind = abi_type(item)
     try:
         if _is_dynamic(kind):
             return keccak(value.encode("utf-8") if isinstance(value, str) else bytes(value))

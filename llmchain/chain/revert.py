@@ -14,6 +14,7 @@ from eth_abi import decode as abi_decode
 from eth_abi.exceptions import DecodingError
 from eth_utils import function_signature_to_4byte_selector, to_checksum_address, to_hex
 
+from llmchain.artifacts import abi_type
 from llmchain.errors import ContractRevert
 
 PANIC_REASONS = {
@@ -53,7 +54,7 @@ class RevertDecoder:
             return _unknown(data)
         inputs = error["inputs"]
         try:
-            values = abi_decode([_abi_type(i) for i in inputs], data[4:])
+            values = abi_decode([abi_type(i) for i in inputs], data[4:])
         except (DecodingError, OverflowError, ValueError):
             return _unknown(data)
         names = [i.get("name") or f"arg{n}" for n, i in enumerate(inputs)]
@@ -66,17 +67,8 @@ class RevertDecoder:
 
 
 def _selector(error: Mapping[str, Any]) -> bytes:
-    types = ",".join(_abi_type(i) for i in error["inputs"])
+    types = ",".join(abi_type(i) for i in error["inputs"])
     return function_signature_to_4byte_selector(f"{error['name']}({types})")
-
-
-def _abi_type(param: Mapping[str, Any]) -> str:
-    """The canonical type string, expanding tuples (structs) into ``(t1,t2)`` form."""
-    kind = str(param["type"])
-    if kind.startswith("tuple"):
-        inner = ",".join(_abi_type(c) for c in param["components"])
-        return f"({inner}){kind[len('tuple'):]}"
-    return kind
 
 
 def _plain(value: Any, param: Mapping[str, Any]) -> Any:
